@@ -1,0 +1,111 @@
+"""Which grants, and which calendars of each grant, the grant-scoped streams read.
+
+`/v3/grants` is listed once per run (by the `grants` stream when it is selected, else
+here) and every grant-scoped stream takes its partitions from that one listing.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
+
+from tap_nylas.errors import ConfigError, PartitionUnavailableError
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from singer_sdk import Tap
+
+    from tap_nylas.client import GrantScopedStream
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What partitioning needs to know of a grant."""
+
+    id: str
+    provider: str
+    valid: bool
+
+
+class GrantDirectory:
+    """The grants of this run (after `grant_ids`) and the calendars found per grant."""
+
+    def __init__(self, tap: Tap, grant_ids: Iterable[str] | None) -> None:
+        """Directory for `tap`, restricted to `grant_ids` when given."""
+        self._tap = tap
+        self._wanted = frozenset(grant_ids or ())
+        self._grants: dict[str, Grant] | None = None
+        self._calendars: dict[str, list[str]] = {}
+
+    def collect(self, records: Iterable[dict]) -> Iterator[dict]:
+        """Pass through the grant records this run covers, noting each one.
+
+        The directory is complete once every record has been read.
+        """
+        found: dict[str, Grant] = {}
+        for record in records:
+            if self._wanted and record["id"] not in self._wanted:
+                continue
+            found[record["id"]] = Grant(
+                id=record["id"],
+                provider=str(record.get("provider") or ""),
+                valid=record.get("grant_status", "valid") == "valid",
+            )
+            yield record
+        if missing := self._wanted - found.keys():
+            msg = f"grant_ids: not found in this Nylas application: {', '.join(sorted(missing))}"
+            raise ConfigError(msg)
+        self._grants = found
+
+    @property
+    def grants(self) -> list[Grant]:
+        """Every grant of this run, in API order."""
+        if self._grants is None:
+            for _ in self.collect(self._tap.streams["grants"].request_records(None)):  # type: ignore[attr-defined]
+                pass
+        assert self._grants is not None  # noqa: S101 - set by collect()
+        return list(self._grants.values())
+
+    def provider(self, grant_id: str) -> str:
+        """The provider of a grant of this run."""
+        self.grants  # noqa: B018 - make sure the listing happened
+        assert self._grants is not None  # noqa: S101
+        return self._grants[grant_id].provider
+
+    def grant_partitions(self, stream: GrantScopedStream) -> list[dict]:
+        """One context per valid grant whose provider has `stream`'s endpoint."""
+        grants = self.grants
+        readable = [g for g in grants if g.valid and g.provider not in stream.unsupported_providers]
+        if skipped := len(grants) - len(readable):
+            invalid = sum(not g.valid for g in grants)
+            stream.logger.info(
+                "%s: reading %d grants; skipping %d invalid grants and %d whose provider "
+                "has no %s endpoint",
+                stream.name,
+                len(readable),
+                invalid,
+                skipped - invalid,
+                stream.name,
+            )
+        return [{"grant_id": g.id} for g in readable]
+
+    def remember_calendars(self, grant_id: str, calendar_ids: list[str]) -> None:
+        """Keep the calendar IDs of a grant read in full by the calendars stream."""
+        self._calendars[grant_id] = calendar_ids
+
+    def calendar_partitions(self, events: GrantScopedStream) -> list[dict]:
+        """One context per calendar of every grant `events` reads."""
+        calendars = self._tap.streams["calendars"]
+        partitions = []
+        for grant in events.grant_contexts():
+            grant_id = grant["grant_id"]
+            if grant_id not in self._calendars:
+                try:
+                    records = calendars.request_records(grant)  # type: ignore[attr-defined]
+                    self._calendars[grant_id] = [r["id"] for r in records]
+                except PartitionUnavailableError as error:
+                    events.logger.warning("Skipping events for grant %s: %s", grant_id, error)
+                    self._calendars[grant_id] = []
+            partitions += [{**grant, "calendar_id": c} for c in self._calendars[grant_id]]
+        return partitions

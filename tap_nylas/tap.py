@@ -1,0 +1,161 @@
+"""The tap: its settings, their checks, and the streams it offers."""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+from datetime import datetime, timezone
+from functools import cached_property
+from urllib.parse import urlparse
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_nylas.client import REGION_URLS
+from tap_nylas.directory import GrantDirectory
+from tap_nylas.errors import ConfigError, TapNylasError
+from tap_nylas.streams import STREAM_TYPES
+
+if t.TYPE_CHECKING:
+    from singer_sdk import Stream
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class TapNylas(Tap):
+    """Singer tap for a whole Nylas v3 application."""
+
+    name = "tap-nylas"
+    message_writer_class = MsgSpecWriter
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "api_key",
+            th.StringType(min_length=1),
+            required=True,
+            secret=True,
+            title="API key",
+            description="Nylas application API key (sent as a bearer token, never logged).",
+        ),
+        th.Property(
+            "region",
+            th.StringType,
+            default="us",
+            allowed_values=sorted(REGION_URLS),
+            description="Region of the Nylas application: `us` (api.us.nylas.com) or `eu` "
+            "(api.eu.nylas.com).",
+        ),
+        th.Property(
+            "api_url",
+            th.StringType,
+            description="Base URL overriding `region`, e.g. a proxy or a local simulator. "
+            "Must be https, except for localhost/127.0.0.1.",
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            description="ISO 8601 date-time. Messages and threads are read from here on, and "
+            "events whose time overlaps [start_date, now + events_lookahead_days].",
+        ),
+        th.Property(
+            "grant_ids",
+            th.ArrayType(th.StringType),
+            description="Only these grants (by ID); all grants of the application if unset.",
+        ),
+        th.Property(
+            "page_size",
+            th.IntegerType(minimum=1, maximum=200),
+            description="Records per page. Default: the largest each endpoint allows "
+            "(200; 50 for threads).",
+        ),
+        th.Property(
+            "user_agent",
+            th.StringType,
+            description="User-Agent header. Default: `tap-nylas/<version>`.",
+        ),
+        th.Property(
+            "events_lookback_days",
+            th.IntegerType(minimum=0),
+            default=365,
+            description="Without `start_date`, read events from this many days ago.",
+        ),
+        th.Property(
+            "events_lookahead_days",
+            th.IntegerType(minimum=0),
+            default=365,
+            description="Read events up to this many days ahead of now.",
+        ),
+        th.Property(
+            "max_retries",
+            th.IntegerType(minimum=0),
+            default=5,
+            description="Retries of a request that got 429, 5xx or a dropped connection.",
+        ),
+        th.Property(
+            "backoff_factor",
+            th.NumberType(minimum=0),
+            default=2,
+            description="Seconds before the first retry, doubling on each next one; a "
+            "`Retry-After` header from Nylas takes precedence.",
+        ),
+    ).to_dict()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """Build the tap, then check what JSON Schema cannot."""
+        super().__init__(*args, **kwargs)
+        if kwargs.get("validate_config", True):
+            self.check_settings()
+
+    def check_settings(self) -> None:
+        """Fail fast, with one line, on settings that would fail later or leak the key."""
+        if api_url := self.config.get("api_url"):
+            url = urlparse(str(api_url))
+            if url.scheme not in {"http", "https"} or not url.hostname:
+                msg = f"api_url must be an http(s) URL, got {api_url!r}"
+                raise ConfigError(msg)
+            if url.scheme == "http" and url.hostname not in LOCAL_HOSTS:
+                msg = "api_url must use https (plain http only for localhost/127.0.0.1)"
+                raise ConfigError(msg)
+        _ = self.start_epoch
+
+    @cached_property
+    def start_epoch(self) -> int | None:
+        """`start_date` as epoch seconds, the unit of every Nylas timestamp filter."""
+        value = self.config.get("start_date")
+        if not value:
+            return None
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            msg = f"start_date must be an ISO 8601 date-time, got {value!r}"
+            raise ConfigError(msg) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return int(moment.timestamp())
+
+    @cached_property
+    def directory(self) -> GrantDirectory:
+        """The grants (and their calendars) of this run."""
+        return GrantDirectory(self, self.config.get("grant_ids"))
+
+    def discover_streams(self) -> list[Stream]:
+        """The twelve Nylas streams."""
+        return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+
+    @classmethod
+    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]
+        """Run the CLI; a problem the user can fix ends it with one line, not a traceback."""
+        try:
+            super().invoke(*args, **kwargs)
+        except ConfigValidationError as error:
+            cls.logger.error("Invalid config: %s", "; ".join(error.errors) or error)  # noqa: TRY400
+            sys.exit(1)
+        except TapNylasError as error:
+            cls.logger.error("%s", error)  # noqa: TRY400
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    TapNylas.cli()
