@@ -25,6 +25,8 @@ if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
 
+    from tap_nylas.directory import GrantDirectory
+
 REGION_URLS = {"us": "https://api.us.nylas.com", "eu": "https://api.eu.nylas.com"}
 
 # Nylas caps a request at 120 s server-side; give the response a little more to arrive.
@@ -45,7 +47,7 @@ def response_body(response: requests.Response) -> t.Any:
     body = getattr(response, "_nylas_body", None)
     if body is None:
         body = _decode_json(response.content) if response.content else {}
-        response._nylas_body = body  # type: ignore[attr-defined]  # noqa: SLF001
+        response._nylas_body = body  # type: ignore[attr-defined]
     return body
 
 
@@ -90,7 +92,7 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
         return max(0.0, moment.timestamp() - time.time()) if moment else None
 
 
-class CursorPaginator(BaseAPIPaginator[t.Optional[str]]):
+class CursorPaginator(BaseAPIPaginator["str | None"]):
     """`next_cursor` → `page_token`, until the cursor is null or empty.
 
     A short (even empty) page does not end the list while a cursor follows, and a cursor
@@ -151,6 +153,11 @@ class NylasStream(RESTStream[t.Any]):
 
     schema: t.ClassVar[StreamSchema] = StreamSchema(SchemaDirectory(schemas))
     timeout = REQUEST_TIMEOUT_SECONDS
+
+    @property
+    def directory(self) -> GrantDirectory:
+        """The tap's grant directory: which grants and calendars this run reads."""
+        return self._tap.directory  # type: ignore[attr-defined]
 
     @property
     def url_base(self) -> str:
@@ -222,8 +229,7 @@ class NylasStream(RESTStream[t.Any]):
 
     def response_error_message(self, response: requests.Response) -> str:
         """Status, path and the Nylas error, without headers or secrets."""
-        error_type, message = error_type_and_message(response)
-        detail = f"{error_type}: {message}" if error_type or message else response.reason
+        detail = ": ".join(filter(None, error_type_and_message(response))) or response.reason
         return f"HTTP {response.status_code} on {response.request.path_url}: {detail}"
 
     # Retries: 429, 5xx and dropped connections, exponential with factor `backoff_factor`,
@@ -277,7 +283,7 @@ class GrantScopedStream(NylasStream):
     unsupported_providers: t.ClassVar[frozenset[str]] = frozenset()
 
     @cached_property
-    def partitions(self) -> list[dict] | None:  # type: ignore[override]
+    def partitions(self) -> list[dict] | None:
         """The stream's partitions, worked out once per run."""
         return self.partition_contexts()
 
@@ -287,7 +293,7 @@ class GrantScopedStream(NylasStream):
 
     def grant_contexts(self) -> list[dict]:
         """One context per valid grant whose provider has this endpoint."""
-        return self._tap.directory.grant_partitions(self)  # type: ignore[attr-defined, no-any-return]
+        return self.directory.grant_partitions(self)
 
     def get_records(self, context: Context | None) -> Iterator[dict]:
         """Records of one partition; one that became unavailable is skipped with a warning."""
@@ -299,6 +305,6 @@ class GrantScopedStream(NylasStream):
             where = ", ".join(f"{k} {v}" for k, v in (context or {}).items())
             self.logger.warning("Skipping %s for %s: %s", self.name, where, error)
 
-    def partition_records(self, context: Context | None) -> Iterable[dict]:
+    def partition_records(self, context: Context) -> Iterable[dict]:
         """Records of one partition, all pages."""
         return self.request_records(context)

@@ -1,7 +1,7 @@
 """Which grants, and which calendars of each grant, the grant-scoped streams read.
 
-`/v3/grants` is listed once per run (by the `grants` stream when it is selected, else
-here) and every grant-scoped stream takes its partitions from that one listing.
+`/v3/grants` is listed once per run, here; the `grants` stream and every grant-scoped
+stream's partitions come from that one listing.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from tap_nylas.errors import ConfigError, PartitionUnavailableError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
     from singer_sdk import Tap
 
@@ -35,42 +35,39 @@ class GrantDirectory:
         """Directory for `tap`, restricted to `grant_ids` when given."""
         self._tap = tap
         self._wanted = frozenset(grant_ids or ())
-        self._grants: dict[str, Grant] | None = None
+        self._records: list[dict] | None = None
+        self._grants: dict[str, Grant] = {}
         self._calendars: dict[str, list[str]] = {}
 
-    def collect(self, records: Iterable[dict]) -> Iterator[dict]:
-        """Pass through the grant records this run covers, noting each one.
-
-        The directory is complete once every record has been read.
-        """
-        found: dict[str, Grant] = {}
-        for record in records:
-            if self._wanted and record["id"] not in self._wanted:
-                continue
-            found[record["id"]] = Grant(
-                id=record["id"],
-                provider=str(record.get("provider") or ""),
-                valid=record.get("grant_status", "valid") == "valid",
-            )
-            yield record
-        if missing := self._wanted - found.keys():
-            msg = f"grant_ids: not found in this Nylas application: {', '.join(sorted(missing))}"
-            raise ConfigError(msg)
-        self._grants = found
+    def grant_records(self) -> list[dict]:
+        """Every grant record of this run (after `grant_ids`), in API order, listed once."""
+        if self._records is None:
+            records = self._tap.streams["grants"].request_records(None)  # type: ignore[attr-defined]
+            self._records = [r for r in records if not self._wanted or r["id"] in self._wanted]
+            if missing := self._wanted - {r["id"] for r in self._records}:
+                msg = (
+                    f"grant_ids: not found in this Nylas application: {', '.join(sorted(missing))}"
+                )
+                raise ConfigError(msg)
+            self._grants = {
+                r["id"]: Grant(
+                    id=r["id"],
+                    provider=str(r.get("provider") or ""),
+                    valid=r.get("grant_status", "valid") == "valid",
+                )
+                for r in self._records
+            }
+        return self._records
 
     @property
     def grants(self) -> list[Grant]:
         """Every grant of this run, in API order."""
-        if self._grants is None:
-            for _ in self.collect(self._tap.streams["grants"].request_records(None)):  # type: ignore[attr-defined]
-                pass
-        assert self._grants is not None  # noqa: S101 - set by collect()
+        self.grant_records()
         return list(self._grants.values())
 
     def provider(self, grant_id: str) -> str:
         """The provider of a grant of this run."""
-        self.grants  # noqa: B018 - make sure the listing happened
-        assert self._grants is not None  # noqa: S101
+        self.grant_records()
         return self._grants[grant_id].provider
 
     def grant_partitions(self, stream: GrantScopedStream) -> list[dict]:

@@ -9,7 +9,7 @@ from functools import cached_property
 from tap_nylas.client import GrantScopedStream, NylasStream
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
 
@@ -33,9 +33,9 @@ class GrantsStream(NylasStream):
     paging = "offset"
     admin_endpoint = True
 
-    def get_records(self, context: Context | None) -> Iterator[dict]:
-        """Grants selected by `grant_ids` (all by default), noted in the grant directory."""
-        yield from self._tap.directory.collect(self.request_records(context))  # type: ignore[attr-defined]
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        """Grants of this run (`grant_ids`, or all), from the one listing of the run."""
+        return self.directory.grant_records()
 
 
 class ConnectorsStream(NylasStream):
@@ -73,13 +73,13 @@ class CalendarsStream(GrantScopedStream):
     path = "/v3/grants/{grant_id}/calendars"
     unsupported_providers = frozenset({"imap", "zoom"})
 
-    def partition_records(self, context: Context | None) -> Iterator[dict]:
+    def partition_records(self, context: Context) -> Iterator[dict]:
         """Calendars of one grant, remembered for the events stream once all are read."""
         ids = []
         for record in super().partition_records(context):
             ids.append(record["id"])
             yield record
-        self._tap.directory.remember_calendars(context["grant_id"], ids)  # type: ignore[attr-defined, index]
+        self.directory.remember_calendars(context["grant_id"], ids)
 
 
 class ContactsStream(GrantScopedStream):
@@ -156,7 +156,7 @@ class EventsStream(GrantScopedStream):
 
     def partition_contexts(self) -> list[dict]:
         """One context per (grant, calendar): the API lists events of one calendar."""
-        return self._tap.directory.calendar_partitions(self)  # type: ignore[attr-defined, no-any-return]
+        return self.directory.calendar_partitions(self)
 
     @cached_property
     def window(self) -> tuple[int, int]:
@@ -167,11 +167,10 @@ class EventsStream(GrantScopedStream):
             start = now - int(self.config.get("events_lookback_days", 365)) * DAY
         return start, now + int(self.config.get("events_lookahead_days", 365)) * DAY
 
-    def partition_records(self, context: Context | None) -> Iterator[dict]:
+    def partition_records(self, context: Context) -> Iterator[dict]:
         """Events of one calendar, window chunk by chunk where the provider needs it."""
-        assert context is not None  # noqa: S101 - always partitioned
         start, end = self.window
-        icloud = self._tap.directory.provider(context["grant_id"]) == "icloud"  # type: ignore[attr-defined]
+        icloud = self.directory.provider(context["grant_id"]) == "icloud"
         step = ICLOUD_MAX_WINDOW if icloud else max(end - start, 1)
         seen: set[str] = set()  # an event spanning two chunks comes back in both
         for chunk_start in range(start, end, step):
@@ -191,8 +190,10 @@ class EventsStream(GrantScopedStream):
         """Calendar, window, cancelled events and, on Google, every event type."""
         assert context is not None  # noqa: S101 - always partitioned
         params = super().get_url_params(context, next_page_token)
-        params.update(calendar_id=context["calendar_id"], start=context["start"], end=context["end"])
-        provider = self._tap.directory.provider(context["grant_id"])  # type: ignore[attr-defined]
+        params.update(
+            calendar_id=context["calendar_id"], start=context["start"], end=context["end"]
+        )
+        provider = self.directory.provider(context["grant_id"])
         if provider not in {"icloud", "ews"}:  # these reject show_cancelled
             params["show_cancelled"] = "true"
         if provider == "google":

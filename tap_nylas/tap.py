@@ -145,15 +145,15 @@ class TapNylas(Tap):
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
     @classmethod
-    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]
+    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
         """Run the CLI; a problem the user can fix ends it with one line, not a traceback."""
         try:
             super().invoke(*args, **kwargs)
         except ConfigValidationError as error:
-            cls.logger.error("Invalid config: %s", "; ".join(error.errors) or error)  # noqa: TRY400
+            cls.logger.error("Invalid config: %s", "; ".join(error.errors) or error)
             sys.exit(1)
         except TapNylasError as error:
-            cls.logger.error("%s", error)  # noqa: TRY400
+            cls.logger.error("%s", error)
             sys.exit(1)
 
 

@@ -31,7 +31,7 @@ GRANT = "41009df5-bf11-4c97-aa18-b285b5f2e386"
 MESSAGE = {
     "attachments": [
         {
-            "content_disposition": "attachment; filename=\"invite.ics\"",
+            "content_disposition": 'attachment; filename="invite.ics"',
             "content_id": None,
             "content_type": "application/ics",
             "filename": "invite.ics",

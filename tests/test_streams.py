@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 
@@ -94,9 +95,7 @@ def test_endpoints_a_provider_lacks_are_never_called(
 
     run_sync(config, streams=GRANT_STREAMS)
 
-    called = {
-        r.path.split("/g1/", 1)[1] for r in api.mocker.request_history if "/g1/" in r.path
-    }
+    called = {r.path.split("/g1/", 1)[1] for r in api.mocker.request_history if "/g1/" in r.path}
     expected = {
         "calendars",
         "contacts",
@@ -157,7 +156,7 @@ def test_grant_ids_restricts_the_grants(api: FakeNylas, config: dict) -> None:
 def test_unknown_grant_ids_are_a_config_error(api: FakeNylas, config: dict) -> None:
     api.add_grant("g1")
     config["grant_ids"] = ["g1", "nope"]
-    with pytest.raises(ConfigError, match="grant_ids: not found .*: nope"):
+    with pytest.raises(ConfigError, match=r"grant_ids: not found .*: nope"):
         run_sync(config, streams=["folders"])
 
 
@@ -224,7 +223,7 @@ def test_icloud_events_window_is_split_into_year_chunks(api: FakeNylas, config: 
     assert len(windows) >= 3
     assert windows[0][0] == START_EPOCH
     assert all(end - start <= ICLOUD_MAX_WINDOW for start, end in windows)
-    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:]))  # no gap
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))  # no gap
     assert all("show_cancelled" not in r and "event_type" not in r for r in requests)
     # an event overlapping two chunks is emitted once
     assert [r["id"] for r in result.records["events"]] == ["e1", "e2"]

@@ -1,0 +1,1 @@
+"""JSON schemas of the streams, one `<stream>.json` each, from the Nylas OpenAPI spec."""

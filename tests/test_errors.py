@@ -1,0 +1,169 @@
+"""Retries, fatal errors, config errors, and the API key staying secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+import typing as t
+
+import pytest
+import requests
+from click.testing import CliRunner
+from singer_sdk.exceptions import RetriableAPIError
+
+from tap_nylas.tap import TapNylas
+from tests.conftest import API_KEY, run_sync
+from tests.fake_api import FakeNylas
+
+GRANTS_URL = "https://nylas.test/v3/grants"
+OK_GRANTS = {"json": {"data": [], "limit": 200, "offset": 0}}
+
+
+@pytest.fixture
+def api(requests_mock: object) -> FakeNylas:
+    return FakeNylas(requests_mock)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Seconds the retry decorator slept, without sleeping."""
+    slept: list[float] = []
+    monkeypatch.setattr("backoff._sync.time.sleep", slept.append)
+    return slept
+
+
+def test_retry_after_is_honoured(requests_mock: t.Any, config: dict, waits: list) -> None:
+    config["backoff_factor"] = 0.5
+    requests_mock.get(
+        GRANTS_URL,
+        [
+            {"status_code": 429, "headers": {"Retry-After": "7"}, "json": {}},
+            {"status_code": 429, "json": {"error": {"type": "rate_limit_error"}}},
+            {"status_code": 503, "json": {}},
+            OK_GRANTS,
+        ],
+    )
+
+    run_sync(config, streams=["grants"])
+
+    assert waits[0] == 7.0  # the server's word, no jitter
+    # then factor * 2**retry, with up to 25% jitter
+    assert 1.0 <= waits[1] <= 1.0 * 1.25
+    assert 2.0 <= waits[2] <= 2.0 * 1.25
+    assert requests_mock.call_count == 4
+
+
+def test_dropped_connections_and_5xx_are_retried(
+    requests_mock: t.Any, config: dict, waits: list
+) -> None:
+    requests_mock.get(
+        GRANTS_URL,
+        [
+            {"exc": requests.exceptions.ConnectionError("connection reset")},
+            {"exc": requests.exceptions.ChunkedEncodingError("body cut short")},
+            {"status_code": 500, "json": {}},
+            {"status_code": 502, "json": {}},
+            {"json": {"data": [{"id": "g1", "grant_status": "invalid"}]}},
+        ],
+    )
+    config["max_retries"] = 4
+    result = run_sync(config, streams=["grants"])
+    assert [g["id"] for g in result.records["grants"]] == ["g1"]
+    assert len(waits) == 4
+
+
+def test_retries_give_up_after_max_retries(requests_mock: t.Any, config: dict, waits: list) -> None:
+    requests_mock.get(GRANTS_URL, status_code=429, json={"error": {"type": "rate_limit_error"}})
+    config["max_retries"] = 2
+    with pytest.raises(RetriableAPIError, match="429"):
+        run_sync(config, streams=["grants"])
+    assert requests_mock.call_count == 3
+
+
+def _cli(config: dict, tmp_path: t.Any, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Run the CLI; return its ERROR log lines (asserting no traceback was logged)."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    with caplog.at_level(logging.INFO):
+        result = CliRunner().invoke(TapNylas.cli, ["--config", str(path)])
+    assert result.exit_code == 1
+    assert not any(record.exc_info for record in caplog.records)
+    assert API_KEY not in caplog.text
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_rejected_key_fails_with_one_clear_line(
+    requests_mock: t.Any, config: dict, tmp_path: t.Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    config["region"] = "eu"
+    del config["api_url"]
+    requests_mock.get("https://api.eu.nylas.com/v3/grants", status_code=401, json={})
+
+    errors = _cli(config, tmp_path, caplog)
+
+    (line,) = [line for line in errors if "API key" in line]
+    assert "HTTP 401 on /v3/grants" in line
+    assert "region 'eu'" in line
+    assert requests_mock.call_count == 1  # no retry, no other call
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"region": "mars"}, "region"),
+        ({"api_url": "http://nylas.example.com"}, "api_url must use https"),
+        ({"api_url": "ftp://x"}, "api_url must be an http(s) URL"),
+        ({"start_date": "yesterday"}, "start_date"),
+        ({"page_size": 500}, "page_size"),
+        ({"api_key": ""}, "api_key"),
+    ],
+)
+def test_bad_settings_fail_fast_with_one_line(
+    config: dict,
+    tmp_path: t.Any,
+    caplog: pytest.LogCaptureFixture,
+    requests_mock: t.Any,
+    change: dict,
+    message: str,
+) -> None:
+    config.update(change)
+    (line,) = _cli(config, tmp_path, caplog)
+    assert message in line
+    assert not requests_mock.called
+
+
+def test_the_key_never_appears_in_output_logs_or_state(
+    api: FakeNylas, config: dict, requests_mock: t.Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.add_grant("g1")
+    api.add_grant("g2")
+    api.pages["g1", "messages"] = [[{"id": "m1", "subject": "hi"}]]
+    api.pages["g2", "messages"] = (401, "Grant is invalid or expired")
+    requests_mock.get(
+        "https://nylas.test/v3/grants/g1/folders",
+        [
+            {"status_code": 429, "json": {}},
+            {"exc": requests.exceptions.ConnectionError},
+            {"json": {"data": [{"id": "INBOX"}]}},
+        ],
+    )
+    with caplog.at_level(logging.DEBUG):
+        result = run_sync(config, streams=["grants", "messages", "folders"])
+
+    assert result.records["messages"]
+    assert result.records["folders"]
+    assert API_KEY not in result.raw
+    assert API_KEY not in caplog.text
+    assert all(API_KEY not in json.dumps(state) for state in result.states)
+    # the key did reach the API, so the check above is not vacuous
+    assert requests_mock.request_history[0].headers["Authorization"] == f"Bearer {API_KEY}"
+
+
+def test_requests_name_the_tap_and_ask_for_gzip(api: FakeNylas, config: dict) -> None:
+    run_sync(config, streams=["grants"])
+    headers = api.mocker.request_history[0].headers
+    assert headers["User-Agent"].startswith("tap-nylas/")
+    assert headers["Accept-Encoding"] == "gzip"
+    config["user_agent"] = "acme-etl/1.0"
+    run_sync(config, streams=["grants"])
+    assert api.mocker.request_history[-1].headers["User-Agent"] == "acme-etl/1.0"
