@@ -17,6 +17,7 @@ DAY = 86_400
 # iCloud rejects an events window wider than a year; stay a little inside it.
 ICLOUD_MAX_WINDOW = 360 * DAY
 GOOGLE_EVENT_TYPES = ("default", "outOfOffice", "focusTime", "workingLocation")
+UPDATED_AFTER_PROVIDERS = frozenset({"google", "microsoft", "ews"})
 # Grants of these providers have no mailbox or contacts behind them.
 NO_MAIL = frozenset({"virtual-calendar", "zoom"})
 
@@ -120,6 +121,8 @@ class MessagesStream(GrantScopedStream):
     name = "messages"
     path = "/v3/grants/{grant_id}/messages"
     unsupported_providers = NO_MAIL
+    replication_key = "date"
+    since_param = "received_after"
 
 
 class ThreadsStream(GrantScopedStream):
@@ -129,6 +132,8 @@ class ThreadsStream(GrantScopedStream):
     path = "/v3/grants/{grant_id}/threads"
     unsupported_providers = NO_MAIL
     max_page_size = 50
+    replication_key = "latest_message_received_date"
+    since_param = "latest_message_after"
 
 
 class ScheduledMessagesStream(GrantScopedStream):
@@ -153,6 +158,8 @@ class EventsStream(GrantScopedStream):
     # One event can sit in several calendars of a grant under the same ID.
     primary_keys = ("grant_id", "calendar_id", "id")
     unsupported_providers = frozenset({"imap", "zoom"})
+    state_partitioning_keys = ["grant_id", "calendar_id"]  # noqa: RUF012
+    replication_key = "updated_at"
 
     def partition_contexts(self) -> list[dict]:
         """One context per (grant, calendar): the API lists events of one calendar."""
@@ -198,6 +205,9 @@ class EventsStream(GrantScopedStream):
             params["show_cancelled"] = "true"
         if provider == "google":
             params["event_type"] = list(GOOGLE_EVENT_TYPES)
+        # Elsewhere `updated_after` is not supported: the whole window is read again.
+        if provider in UPDATED_AFTER_PROVIDERS and (since := self.since(context)) is not None:
+            params["updated_after"] = since
         return params
 
 

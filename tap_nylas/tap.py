@@ -88,6 +88,14 @@ class TapNylas(Tap):
             description="Read events up to this many days ahead of now.",
         ),
         th.Property(
+            "incremental_lookback_seconds",
+            th.IntegerType(minimum=0),
+            default=3600,
+            description="Incremental streams (messages, threads, events) re-read this many "
+            "seconds before each grant's bookmark, for late arrivals; the warehouse merges the "
+            "overlap on the primary key.",
+        ),
+        th.Property(
             "max_retries",
             th.IntegerType(minimum=0),
             default=5,

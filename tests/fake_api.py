@@ -12,6 +12,11 @@ if t.TYPE_CHECKING:
     import requests_mock
 
 Error = tuple[int, str]  # HTTP status, Nylas error message
+REPLICATION_KEYS = {
+    "messages": "date",
+    "threads": "latest_message_received_date",
+    "events": "updated_at",
+}
 
 
 def query(request: t.Any) -> dict[str, list[str]]:
@@ -77,4 +82,7 @@ class FakeNylas:
         token = query(request).get("page_token", ["0"])[0]
         index = int(token)
         follows = index + 1 < len(pages)
-        return {"data": pages[index], "next_cursor": str(index + 1) if follows else None}
+        # Real records always carry their replication key.
+        rk = REPLICATION_KEYS.get(rest[0])
+        data = [{rk: 1700000000, **r} if rk else r for r in pages[index]]
+        return {"data": data, "next_cursor": str(index + 1) if follows else None}

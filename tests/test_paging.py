@@ -124,7 +124,12 @@ def test_threads_nested_under_data_threads(
     api.add_grant("g1")
     requests_mock.get(  # type: ignore[attr-defined]
         "https://nylas.test/v3/grants/g1/threads",
-        json={"data": {"threads": [{"id": "t1"}, {"id": "t2"}]}, "next_cursor": None},
+        json={
+            "data": {
+                "threads": [{"id": f"t{n}", "latest_message_received_date": n} for n in (1, 2)]
+            },
+            "next_cursor": None,
+        },
     )
     result = run_sync(config, streams=["threads"])
     assert [r["id"] for r in result.records["threads"]] == ["t1", "t2"]

@@ -238,7 +238,7 @@ def test_a_calendar_whose_events_404_is_skipped(
         "https://nylas.test/v3/grants/g1/events",
         [
             {"status_code": 404, "json": {"error": {"type": "not_found_error"}}},
-            {"json": {"data": [{"id": "e1"}], "next_cursor": None}},
+            {"json": {"data": [{"id": "e1", "updated_at": 1}], "next_cursor": None}},
         ],
     )
     result = run_sync(config, streams=["events"])

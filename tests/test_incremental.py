@@ -1,0 +1,138 @@
+"""Incremental streams: per-grant bookmarks, look-back, signpost, filters sent."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import run_sync
+from tests.fake_api import FakeNylas, query
+
+START_EPOCH = 1704067200  # the test config's start_date
+HOUR = 3600
+
+
+@pytest.fixture
+def api(requests_mock: object) -> FakeNylas:
+    return FakeNylas(requests_mock)  # type: ignore[arg-type]
+
+
+def _bookmarks(state: dict, stream: str) -> dict[tuple, int]:
+    partitions = state["bookmarks"][stream]["partitions"]
+    return {tuple(p["context"].values()): p.get("replication_key_value") for p in partitions}
+
+
+def _param(api: FakeNylas, fragment: str, name: str) -> list[str | None]:
+    return [query(r).get(name, [None])[0] for r in api.requests_to(fragment)]
+
+
+def test_bookmarks_are_per_grant_and_a_new_grant_starts_at_start_date(
+    api: FakeNylas, config: dict
+) -> None:
+    api.add_grant("g1")
+    api.add_grant("g2")
+    api.pages["g1", "messages"] = [[{"id": "a", "date": START_EPOCH + 9 * HOUR}]]
+    api.pages["g2", "messages"] = [[{"id": "b", "date": START_EPOCH + 5 * HOUR}]]
+
+    first = run_sync(config, streams=["messages"])
+    state = first.states[-1]
+    assert _bookmarks(state, "messages") == {
+        ("g1",): START_EPOCH + 9 * HOUR,
+        ("g2",): START_EPOCH + 5 * HOUR,
+    }
+    assert _param(api, "/messages", "received_after") == [str(START_EPOCH)] * 2
+
+    api.add_grant("g3")  # joined since the last run
+    api.mocker.reset_mock()
+    run_sync(config, streams=["messages"], state=state)
+
+    lookback = config.get("incremental_lookback_seconds", HOUR)
+    assert _param(api, "/messages", "received_after") == [
+        str(START_EPOCH + 9 * HOUR - lookback),
+        str(START_EPOCH + 5 * HOUR - lookback),
+        str(START_EPOCH),
+    ]
+
+
+def test_lookback_never_reaches_before_start_date(api: FakeNylas, config: dict) -> None:
+    api.add_grant("g1")
+    config["incremental_lookback_seconds"] = 30 * 86400
+    state = {
+        "bookmarks": {
+            "threads": {
+                "partitions": [
+                    {
+                        "context": {"grant_id": "g1"},
+                        "replication_key": "latest_message_received_date",
+                        "replication_key_value": START_EPOCH + 86400,
+                    }
+                ]
+            }
+        }
+    }
+    run_sync(config, streams=["threads"], state=state)
+    assert _param(api, "/threads", "latest_message_after") == [str(START_EPOCH)]
+
+
+def test_a_future_date_cannot_push_the_bookmark_past_the_run(api: FakeNylas, config: dict) -> None:
+    api.add_grant("g1")
+    api.pages["g1", "messages"] = [[{"id": "clock-skew", "date": 4102444800}]]  # year 2100
+    before = int(time.time())
+    result = run_sync(config, streams=["messages"])
+    (bookmark,) = _bookmarks(result.states[-1], "messages").values()
+    assert before - 5 <= bookmark <= int(time.time())
+
+
+def test_a_grant_failing_midway_keeps_its_old_bookmark(
+    api: FakeNylas, config: dict, requests_mock: object
+) -> None:
+    api.add_grant("g1")
+    requests_mock.get(  # type: ignore[attr-defined]
+        "https://nylas.test/v3/grants/g1/messages",
+        [
+            {"json": {"data": [{"id": "new", "date": START_EPOCH + 99}], "next_cursor": "c"}},
+            {"status_code": 401, "json": {"error": {"type": "unauthorized"}}},
+        ],
+    )
+    old = {"context": {"grant_id": "g1"}, "replication_key": "date"}
+    old["replication_key_value"] = START_EPOCH + HOUR
+    state = {"bookmarks": {"messages": {"partitions": [old]}}}
+
+    result = run_sync(config, streams=["messages"], state=state)
+
+    assert [r["id"] for r in result.records["messages"]] == ["new"]
+    assert _bookmarks(result.states[-1], "messages") == {("g1",): START_EPOCH + HOUR}
+
+
+def test_events_filter_on_updated_after_only_where_supported(api: FakeNylas, config: dict) -> None:
+    for grant_id, provider in (("g", "google"), ("i", "icloud"), ("v", "virtual-calendar")):
+        api.add_grant(grant_id, provider=provider)
+        api.pages[grant_id, "calendars"] = [[{"id": f"{grant_id}-cal"}]]
+        api.pages[grant_id, "events"] = [[{"id": "e", "updated_at": START_EPOCH + 7 * HOUR}]]
+
+    first = run_sync(config, streams=["events"])
+    assert _param(api, "/events", "updated_after") == [None] * len(api.requests_to("/events"))
+    state = first.states[-1]
+    assert _bookmarks(state, "events") == {
+        ("g", "g-cal"): START_EPOCH + 7 * HOUR,
+        ("i", "i-cal"): START_EPOCH + 7 * HOUR,
+        ("v", "v-cal"): START_EPOCH + 7 * HOUR,
+    }
+
+    api.mocker.reset_mock()
+    run_sync(config, streams=["events"], state=state)
+
+    by_grant = {
+        r.path.split("/")[3]: query(r).get("updated_after") for r in api.requests_to("/events")
+    }
+    assert by_grant == {"g": [str(START_EPOCH + 6 * HOUR)], "i": None, "v": None}
+    assert all("start" in query(r) and "end" in query(r) for r in api.requests_to("/events"))
+
+
+def test_full_table_streams_keep_no_bookmark(api: FakeNylas, config: dict) -> None:
+    api.add_grant("g1")
+    api.pages["g1", "folders"] = [[{"id": "INBOX"}]]
+    result = run_sync(config, streams=["folders"])
+    partitions = result.states[-1]["bookmarks"]["folders"].get("partitions", [])
+    assert all("replication_key_value" not in p for p in partitions)
