@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import email.utils
 import random
+import threading
 import time
 import typing as t
 from functools import cached_property
 from urllib.parse import urlparse
 
 import msgspec
+import requests
 from singer_sdk import RESTStream
 from singer_sdk.authenticators import BearerTokenAuthenticator
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
@@ -18,14 +20,15 @@ from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 
 from tap_nylas import __version__, schemas
 from tap_nylas.errors import ApiKeyRejectedError, PartitionUnavailableError, RepeatedCursorError
+from tap_nylas.prefetch import PartitionPrefetcher
 from tap_nylas.state import IndexedStateManager
 
 if t.TYPE_CHECKING:
     from collections.abc import Generator, Iterable, Iterator
 
-    import requests
     from singer_sdk.helpers.types import Context
     from singer_sdk.streams._state import StreamStateManager
+    from singer_sdk.streams.rest import HTTPRequest, PageContext
 
     from tap_nylas.directory import GrantDirectory
 
@@ -92,6 +95,25 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
     except ValueError:
         moment = email.utils.parsedate_to_datetime(value)
         return max(0.0, moment.timestamp() - time.time()) if moment else None
+
+
+class ThrottleGate:
+    """After a 429 every thread waits, not just the one that got it: the limits are shared."""
+
+    def __init__(self) -> None:
+        """Open gate."""
+        self._resume_at = 0.0
+        self._lock = threading.Lock()
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request for `seconds` from now."""
+        with self._lock:
+            self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+
+    def wait(self) -> None:
+        """Sleep while the gate is closed."""
+        while (delay := self._resume_at - time.monotonic()) > 0:
+            time.sleep(delay)
 
 
 class CursorPaginator(BaseAPIPaginator["str | None"]):
@@ -164,7 +186,7 @@ class NylasStream(RESTStream[t.Any]):
     @property
     def url_base(self) -> str:
         """`api_url` when set, else the host of the configured region."""
-        url = self.config.get("api_url") or REGION_URLS[self.config.get("region", "us")]
+        url = self.config.get("api_url") or REGION_URLS[self.config["region"]]
         return str(url).rstrip("/")
 
     @cached_property
@@ -181,6 +203,23 @@ class NylasStream(RESTStream[t.Any]):
     def http_headers(self) -> dict:
         """Ask for gzip: Nylas compresses responses over ~200 bytes when asked."""
         return {"Accept-Encoding": "gzip", "Accept": "application/json"}
+
+    @property
+    def requests_session(self) -> requests.Session:
+        """One session (connection pool) per thread: prefetch workers share no socket."""
+        session: requests.Session | None = getattr(self._thread_local, "session", None)
+        if session is None:
+            session = self._thread_local.session = requests.Session()
+        return session
+
+    @cached_property
+    def _thread_local(self) -> threading.local:
+        return threading.local()
+
+    def get_http_request(self, *, page: PageContext) -> HTTPRequest:
+        """The SDK's request, sent only once any 429 pause of the run has passed."""
+        self._tap.throttle.wait()  # type: ignore[attr-defined]
+        return super().get_http_request(page=page)
 
     @property
     def page_size(self) -> int:
@@ -222,7 +261,7 @@ class NylasStream(RESTStream[t.Any]):
         raise FatalAPIError(self.response_error_message(response))
 
     def _region_hint(self) -> str:
-        where = self.config.get("api_url") or f"region '{self.config.get('region', 'us')}'"
+        where = self.config.get("api_url") or f"region '{self.config['region']}'"
         return (
             f"Nylas rejected the API key (HTTP 401 on {self.path}): check that api_key is a "
             f"current API key of your Nylas application and that {where} is where the "
@@ -239,7 +278,7 @@ class NylasStream(RESTStream[t.Any]):
 
     def backoff_max_tries(self) -> int:
         """One try plus `max_retries` retries."""
-        return int(self.config.get("max_retries", 5)) + 1
+        return int(self.config["max_retries"]) + 1
 
     def backoff_jitter(self, value: float) -> float:
         """No extra jitter: the wait generator adds its own, never to a server-given wait."""
@@ -247,7 +286,7 @@ class NylasStream(RESTStream[t.Any]):
 
     def backoff_wait_generator(self) -> Generator[float, t.Any, None]:
         """Wait `Retry-After` when given, else factor * 2**attempt seconds with jitter."""
-        factor = float(self.config.get("backoff_factor", 2))
+        factor = float(self.config["backoff_factor"])
         attempt = 0
         exception = yield  # type: ignore[misc]
         while True:
@@ -263,6 +302,9 @@ class NylasStream(RESTStream[t.Any]):
         """One warning line per retry, naming what failed."""
         exception = details.get("exception")
         reason = str(exception) if isinstance(exception, RetriableAPIError) else repr(exception)
+        response = getattr(exception, "response", None)
+        if response is not None and response.status_code == 429:
+            self._tap.throttle.pause(details.get("wait", 0.0))  # type: ignore[attr-defined]
         self.logger.warning(
             "Retrying %s in %.1f s (try %d): %s",
             self.name,
@@ -315,7 +357,7 @@ class GrantScopedStream(NylasStream):
         bookmark = self.get_context_state(context).get("replication_key_value")
         if bookmark is None:
             return None
-        return int(bookmark) - int(self.config.get("incremental_lookback_seconds", 3600))
+        return int(bookmark) - int(self.config["incremental_lookback_seconds"])
 
     @cached_property
     def partitions(self) -> list[dict] | None:
@@ -337,7 +379,10 @@ class GrantScopedStream(NylasStream):
         if signpost := self.get_replication_key_signpost(context):
             self.state_manager.write_replication_key_signpost(signpost, context=context)
         try:
-            yield from self.partition_records(context)
+            if self.prefetcher:
+                yield from self.prefetcher.records(context)
+            else:
+                yield from self.partition_records(context)
         except PartitionUnavailableError as error:
             where = ", ".join(f"{k} {v}" for k, v in context.items())
             self.logger.warning("Skipping %s for %s: %s", self.name, where, error)
@@ -353,6 +398,15 @@ class GrantScopedStream(NylasStream):
             if bounds:
                 params[self.since_param] = max(bounds)
         return params
+
+    @cached_property
+    def prefetcher(self) -> PartitionPrefetcher | None:
+        """Fetches the next partitions while this one is written (`max_concurrency`)."""
+        workers = int(self.config["max_concurrency"])
+        partitions = self.partitions or []
+        if workers <= 1 or len(partitions) <= 1:
+            return None
+        return PartitionPrefetcher(self.partition_records, partitions, workers)
 
     def partition_records(self, context: Context) -> Iterable[dict]:
         """Records of one partition, all pages."""

@@ -7,6 +7,7 @@ stream's partitions come from that one listing.
 from __future__ import annotations
 
 import typing as t
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tap_nylas.errors import ConfigError, PartitionUnavailableError
@@ -92,17 +93,23 @@ class GrantDirectory:
         self._calendars[grant_id] = calendar_ids
 
     def calendar_partitions(self, events: GrantScopedStream) -> list[dict]:
-        """One context per calendar of every grant `events` reads."""
+        """One context per calendar of every grant `events` reads.
+
+        Calendars the calendars stream already read in full this run are reused; the
+        others are listed here, `max_concurrency` grants at a time.
+        """
+        grants = events.grant_contexts()
+        missing = [g["grant_id"] for g in grants if g["grant_id"] not in self._calendars]
+        workers = int(events.config["max_concurrency"])
+        with ThreadPoolExecutor(workers, thread_name_prefix="tap-nylas-cal") as pool:
+            listed = pool.map(lambda grant_id: self._list_calendars(events, grant_id), missing)
+            self._calendars.update(zip(missing, listed, strict=True))
+        return [{**g, "calendar_id": c} for g in grants for c in self._calendars[g["grant_id"]]]
+
+    def _list_calendars(self, events: GrantScopedStream, grant_id: str) -> list[str]:
         calendars = self._tap.streams["calendars"]
-        partitions = []
-        for grant in events.grant_contexts():
-            grant_id = grant["grant_id"]
-            if grant_id not in self._calendars:
-                try:
-                    records = calendars.request_records(grant)  # type: ignore[attr-defined]
-                    self._calendars[grant_id] = [r["id"] for r in records]
-                except PartitionUnavailableError as error:
-                    events.logger.warning("Skipping events for grant %s: %s", grant_id, error)
-                    self._calendars[grant_id] = []
-            partitions += [{**grant, "calendar_id": c} for c in self._calendars[grant_id]]
-        return partitions
+        try:
+            return [r["id"] for r in calendars.request_records({"grant_id": grant_id})]  # type: ignore[attr-defined]
+        except PartitionUnavailableError as error:
+            events.logger.warning("Skipping events for grant %s: %s", grant_id, error)
+            return []

@@ -8,6 +8,7 @@ is exactly the SDK's format.
 
 from __future__ import annotations
 
+import threading
 import typing as t
 
 from singer_sdk.streams._state import StreamStateManager
@@ -26,24 +27,26 @@ class IndexedStateManager(StreamStateManager):
         super().__init__(**kwargs)
         self._partitions: list[dict] | None = None
         self._index: dict[PartitionKey, dict] = {}
+        self._lock = threading.Lock()  # prefetch threads read bookmarks concurrently
 
     def get_context_state(self, context: Context | None) -> dict:
         """The state entry of a partition, created on first use."""
         partition = self.get_state_partition_context(context)
         if not partition:
             return self.stream_state
-        partitions: list[dict] = self.stream_state.setdefault("partitions", [])
-        if partitions is not self._partitions or len(self._index) != len(partitions):
-            # First use, or the list was replaced or edited outside this manager.
-            self._partitions = partitions
-            self._index = {_key(entry["context"]): entry for entry in partitions}
-        key = _key(partition)
-        entry = self._index.get(key)
-        if entry is None:
-            entry = {"context": dict(partition)}
-            partitions.append(entry)
-            self._index[key] = entry
-        return entry
+        with self._lock:
+            partitions: list[dict] = self.stream_state.setdefault("partitions", [])
+            if partitions is not self._partitions or len(self._index) != len(partitions):
+                # First use, or the list was replaced or edited outside this manager.
+                self._partitions = partitions
+                self._index = {_key(entry["context"]): entry for entry in partitions}
+            key = _key(partition)
+            entry = self._index.get(key)
+            if entry is None:
+                entry = {"context": dict(partition)}
+                partitions.append(entry)
+                self._index[key] = entry
+            return entry
 
 
 def _key(context: t.Mapping[str, t.Any]) -> PartitionKey:

@@ -171,8 +171,8 @@ class EventsStream(GrantScopedStream):
         now = int(time.time())
         start = self._tap.start_epoch  # type: ignore[attr-defined]
         if start is None:
-            start = now - int(self.config.get("events_lookback_days", 365)) * DAY
-        return start, now + int(self.config.get("events_lookahead_days", 365)) * DAY
+            start = now - int(self.config["events_lookback_days"]) * DAY
+        return start, now + int(self.config["events_lookahead_days"]) * DAY
 
     def partition_records(self, context: Context) -> Iterator[dict]:
         """Events of one calendar, window chunk by chunk where the provider needs it."""

@@ -1,0 +1,106 @@
+"""Read the next grants' pages in worker threads while the current grant is written.
+
+The SDK syncs one partition after another on one thread. Nylas calls take hundreds
+of milliseconds each (Nylas waits on Google, Microsoft or IMAP), so most of a
+sequential run is spent waiting. Here up to `workers` partitions are fetched at once,
+each still page after page (a cursor is sequential), while the SDK consumes them in
+their original order: Singer messages, their order and STATE are the same as with one
+worker. Read-ahead is bounded: at most `workers` partitions hold at most `batches_ahead`
+batches each.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+Context = t.Mapping[str, t.Any]
+_DONE = object()
+BATCH_SIZE = 100
+
+
+class _Cancelled(Exception):
+    """The consumer went away; the worker stops quietly."""
+
+
+class PartitionPrefetcher:
+    """Fetch partitions ahead, in worker threads, and hand their records out in order."""
+
+    def __init__(
+        self,
+        fetch: Callable[[Context], Iterable[dict]],
+        partitions: Sequence[Mapping[str, t.Any]],
+        workers: int,
+        batches_ahead: int = 4,
+    ) -> None:
+        """Prefetch `fetch(partition)` for `partitions`, `workers` at a time."""
+        self._fetch = fetch
+        self._partitions = partitions
+        self._workers = workers
+        self._batches_ahead = batches_ahead
+        self._queues: dict[int, queue.Queue] = {}
+        self._next_index = 0  # the partition the consumer is expected to ask for next
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tap-nylas-fetch")
+
+    def records(self, partition: Context) -> Iterator[dict]:
+        """Records of `partition`, fetched ahead; errors are raised here, in order."""
+        index = self._next_index
+        if index >= len(self._partitions) or self._partitions[index] != partition:
+            yield from self._fetch(partition)  # not the expected order: fetch it directly
+            return
+        self._next_index += 1
+        for ahead in range(index, min(index + self._workers, len(self._partitions))):
+            if ahead not in self._queues:
+                self._queues[ahead] = queue.Queue(self._batches_ahead)
+                self._pool.submit(self._run, self._partitions[ahead], self._queues[ahead])
+        finished = False
+        try:
+            while (item := self._queues[index].get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    finished = True  # the worker is done; the error belongs to this partition
+                    raise item
+                yield from item
+            finished = True
+        finally:
+            del self._queues[index]
+            if not finished:  # the consumer gave up mid-partition: stop all workers
+                self.close()
+        if self._next_index == len(self._partitions):
+            self.close()
+
+    def close(self) -> None:
+        """Stop the workers and release their threads."""
+        self._stop.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, partition: Context, out: queue.Queue) -> None:
+        try:
+            records = iter(self._fetch(partition))
+            while batch := list(itertools.islice(records, BATCH_SIZE)):
+                self._put(out, batch)
+            self._put(out, _DONE)
+        except _Cancelled:
+            return
+        except Exception as error:  # handed to the consumer, which raises it in order
+            try:
+                self._put(out, error)
+            except _Cancelled:
+                return
+
+    def _put(self, out: queue.Queue, item: object) -> None:
+        # Block while the consumer is behind, but notice when it has gone away.
+        while not self._stop.is_set():
+            try:
+                out.put(item, timeout=0.5)
+            except queue.Full:
+                continue
+            else:
+                return
+        raise _Cancelled
