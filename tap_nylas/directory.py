@@ -6,6 +6,7 @@ stream's partitions come from that one listing.
 
 from __future__ import annotations
 
+import hashlib
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,27 +30,62 @@ class Grant:
     valid: bool
 
 
-class GrantDirectory:
-    """The grants of this run (after `grant_ids`) and the calendars found per grant."""
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of the grants: `index` of `count` (1-based), by stable hash."""
 
-    def __init__(self, tap: Tap, grant_ids: Iterable[str] | None) -> None:
-        """Directory for `tap`, restricted to `grant_ids` when given."""
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> Shard:
+        """`"K/N"` → shard K of N; None → the whole application."""
+        if not text:
+            return cls()
+        index, _, count = str(text).partition("/")
+        if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+            msg = f"grant_shard must be 'K/N' with 1 <= K <= N (e.g. '2/8'), got {text!r}"
+            raise ConfigError(msg)
+        return cls(int(index), int(count))
+
+    def owns(self, grant_id: str) -> bool:
+        """Whether this shard syncs `grant_id`: the same answer on every machine, every run."""
+        digest = hashlib.sha256(grant_id.encode()).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index - 1
+
+    @property
+    def first(self) -> bool:
+        """Application-level streams (connectors, credentials) are synced by shard 1 only."""
+        return self.index == 1
+
+
+class GrantDirectory:
+    """The grants of this run (`grant_ids`, `grant_shard`) and the calendars per grant."""
+
+    def __init__(self, tap: Tap, grant_ids: Iterable[str] | None, shard: Shard) -> None:
+        """Directory for `tap`, restricted to `grant_ids` (when given) and to `shard`."""
         self._tap = tap
         self._wanted = frozenset(grant_ids or ())
+        self.shard = shard
         self._records: list[dict] | None = None
         self._grants: dict[str, Grant] = {}
         self._calendars: dict[str, list[str]] = {}
 
     def grant_records(self) -> list[dict]:
-        """Every grant record of this run (after `grant_ids`), in API order, listed once."""
+        """Every grant record of this run, in API order, listed once."""
         if self._records is None:
-            records = self._tap.streams["grants"].request_records(None)  # type: ignore[attr-defined]
-            self._records = [r for r in records if not self._wanted or r["id"] in self._wanted]
-            if missing := self._wanted - {r["id"] for r in self._records}:
+            records = list(self._tap.streams["grants"].request_records(None))  # type: ignore[attr-defined]
+            found = {r["id"] for r in records}
+            if missing := self._wanted - found:
                 msg = (
                     f"grant_ids: not found in this Nylas application: {', '.join(sorted(missing))}"
                 )
                 raise ConfigError(msg)
+            self._records = [
+                r
+                for r in records
+                if (not self._wanted or r["id"] in self._wanted) and self.shard.owns(r["id"])
+            ]
             self._grants = {
                 r["id"]: Grant(
                     id=r["id"],

@@ -48,6 +48,10 @@ class ConnectorsStream(NylasStream):
     paging = "offset"
     admin_endpoint = True
 
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        """Connectors (and so credentials) once per application: on grant shard 1."""
+        return super().get_records(context) if self.directory.shard.first else ()
+
     def get_child_context(self, record: dict, context: Context | None) -> dict:
         """Credentials are listed per connector provider found, never a fixed list."""
         return {"provider": record["provider"]}

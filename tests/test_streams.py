@@ -258,3 +258,30 @@ def test_events_without_start_date_use_the_lookback(api: FakeNylas, config: dict
     (params,) = _events_requests(api)
     assert abs(int(params["start"][0]) - (now - 10 * 86400)) <= 5
     assert abs(int(params["end"][0]) - (now + 5 * 86400)) <= 5
+
+
+def test_grant_shards_cover_every_grant_exactly_once(api: FakeNylas, config: dict) -> None:
+    for n in range(60):
+        api.add_grant(f"grant-{n}")
+        api.pages[f"grant-{n}", "folders"] = [[{"id": "INBOX"}]]
+    api.connectors = [{"provider": "google"}]
+
+    per_shard = []
+    for index in (1, 2, 3):
+        config["grant_shard"] = f"{index}/3"
+        result = run_sync(config, streams=["grants", "folders", "connectors"])
+        grants = {g["id"] for g in result.records["grants"]}
+        assert grants == {grant_id for (grant_id,) in result.keys("folders", ("grant_id",))}
+        assert len(result.records["connectors"]) == (1 if index == 1 else 0)
+        per_shard.append(grants)
+
+    assert set.union(*per_shard) == {f"grant-{n}" for n in range(60)}
+    assert sum(map(len, per_shard)) == 60  # no overlap
+    assert all(10 <= len(shard) <= 30 for shard in per_shard)  # a real spread
+
+
+@pytest.mark.parametrize("shard", ["0/3", "4/3", "1-3", "a/b", "3"])
+def test_a_malformed_grant_shard_is_a_config_error(config: dict, shard: str) -> None:
+    config["grant_shard"] = shard
+    with pytest.raises(ConfigError, match="grant_shard must be 'K/N'"):
+        TapNylas(config=config)
