@@ -27,7 +27,6 @@ if t.TYPE_CHECKING:
     from collections.abc import Generator, Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
-    from singer_sdk.streams._state import StreamStateManager
     from singer_sdk.streams.rest import HTTPRequest, PageContext
 
     from tap_nylas.directory import GrantDirectory
@@ -331,7 +330,7 @@ class GrantScopedStream(NylasStream):
     state_partitioning_keys: t.ClassVar[list[str] | None] = ["grant_id"]
 
     @property
-    def state_manager(self) -> StreamStateManager:
+    def state_manager(self) -> IndexedStateManager:
         """The SDK's state manager with an indexed partition lookup (see `state.py`)."""
         if self._state_manager is None:
             self._state_manager = IndexedStateManager(
@@ -342,7 +341,7 @@ class GrantScopedStream(NylasStream):
                 is_sorted=self.is_sorted,
                 check_sorted=self.check_sorted,
             )
-        return self._state_manager
+        return t.cast("IndexedStateManager", self._state_manager)
 
     def get_replication_key_signpost(self, context: Context | None = None) -> int | None:
         """No bookmark may pass the moment this run started (epoch seconds)."""
@@ -354,7 +353,7 @@ class GrantScopedStream(NylasStream):
         Only a partition's own bookmark counts: a grant added later starts from
         `start_date`, not from another grant's progress.
         """
-        bookmark = self.get_context_state(context).get("replication_key_value")
+        bookmark = self.state_manager.bookmark(context)
         if bookmark is None:
             return None
         return int(bookmark) - int(self.config["incremental_lookback_seconds"])

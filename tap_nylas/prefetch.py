@@ -5,8 +5,8 @@ of milliseconds each (Nylas waits on Google, Microsoft or IMAP), so most of a
 sequential run is spent waiting. Here up to `workers` partitions are fetched at once,
 each still page after page (a cursor is sequential), while the SDK consumes them in
 their original order: Singer messages, their order and STATE are the same as with one
-worker. Read-ahead is bounded: at most `workers` partitions hold at most `batches_ahead`
-batches each.
+worker. Read-ahead is bounded: at most `workers` partitions (one thread each) are
+fetched ahead of the one being written, each holding at most `batches_ahead` batches.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import itertools
 import queue
 import threading
 import typing as t
-from concurrent.futures import ThreadPoolExecutor
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -47,7 +46,6 @@ class PartitionPrefetcher:
         self._queues: dict[int, queue.Queue] = {}
         self._next_index = 0  # the partition the consumer is expected to ask for next
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tap-nylas-fetch")
 
     def records(self, partition: Context) -> Iterator[dict]:
         """Records of `partition`, fetched ahead; errors are raised here, in order."""
@@ -59,7 +57,13 @@ class PartitionPrefetcher:
         for ahead in range(index, min(index + self._workers, len(self._partitions))):
             if ahead not in self._queues:
                 self._queues[ahead] = queue.Queue(self._batches_ahead)
-                self._pool.submit(self._run, self._partitions[ahead], self._queues[ahead])
+                # Daemon threads: a tap stopped by a signal exits without waiting on them.
+                threading.Thread(
+                    target=self._run,
+                    args=(self._partitions[ahead], self._queues[ahead]),
+                    name=f"tap-nylas-fetch-{ahead}",
+                    daemon=True,
+                ).start()
         finished = False
         try:
             while (item := self._queues[index].get()) is not _DONE:
@@ -76,9 +80,8 @@ class PartitionPrefetcher:
             self.close()
 
     def close(self) -> None:
-        """Stop the workers and release their threads."""
+        """Stop the workers: each ends at its next hand-over."""
         self._stop.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self, partition: Context, out: queue.Queue) -> None:
         try:

@@ -35,18 +35,30 @@ class IndexedStateManager(StreamStateManager):
         if not partition:
             return self.stream_state
         with self._lock:
-            partitions: list[dict] = self.stream_state.setdefault("partitions", [])
-            if partitions is not self._partitions or len(self._index) != len(partitions):
-                # First use, or the list was replaced or edited outside this manager.
-                self._partitions = partitions
-                self._index = {_key(entry["context"]): entry for entry in partitions}
-            key = _key(partition)
-            entry = self._index.get(key)
+            entry = self._lookup(partition)
             if entry is None:
                 entry = {"context": dict(partition)}
-                partitions.append(entry)
-                self._index[key] = entry
+                self.stream_state["partitions"].append(entry)
+                self._index[_key(partition)] = entry
             return entry
+
+    def bookmark(self, context: Context) -> t.Any:
+        """A partition's bookmark, if any, without creating its entry.
+
+        Prefetch threads read bookmarks ahead of the SDK; creating entries then would
+        make STATE written meanwhile differ from a sequential run's.
+        """
+        with self._lock:
+            entry = self._lookup(self.get_state_partition_context(context))
+        return None if entry is None else entry.get("replication_key_value")
+
+    def _lookup(self, partition: Context) -> dict | None:
+        partitions: list[dict] = self.stream_state.setdefault("partitions", [])
+        if partitions is not self._partitions or len(self._index) != len(partitions):
+            # First use, or the list was replaced or edited outside this manager.
+            self._partitions = partitions
+            self._index = {_key(entry["context"]): entry for entry in partitions}
+        return self._index.get(_key(partition))
 
 
 def _key(context: t.Mapping[str, t.Any]) -> PartitionKey:

@@ -10,15 +10,17 @@ from urllib.parse import urlparse
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_nylas.client import REGION_URLS, ThrottleGate
 from tap_nylas.directory import GrantDirectory, Shard
 from tap_nylas.errors import ConfigError, TapNylasError
+from tap_nylas.output import WholeLineWriter
 from tap_nylas.streams import STREAM_TYPES
 
 if t.TYPE_CHECKING:
+    from types import FrameType
+
     from singer_sdk import Stream
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -28,7 +30,7 @@ class TapNylas(Tap):
     """Singer tap for a whole Nylas v3 application."""
 
     name = "tap-nylas"
-    message_writer_class = MsgSpecWriter
+    message_writer_class = WholeLineWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -173,6 +175,14 @@ class TapNylas(Tap):
     def discover_streams(self) -> list[Stream]:
         """The twelve Nylas streams."""
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SDK signal hook (final STATE, then exit), deferred while a line is being written."""
+        writer = self.message_writer
+        if isinstance(writer, WholeLineWriter) and writer.writing:
+            writer.pending_stop = lambda: super(TapNylas, self)._handle_termination(signum, frame)
+        else:
+            super()._handle_termination(signum, frame)
 
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:

@@ -67,7 +67,9 @@ def run_sync(
     with contextlib.redirect_stdout(out):
         tap.sync_all()
         out.flush()
-    return SyncResult(out.buffer.getvalue().decode().splitlines())  # type: ignore[attr-defined]
+    # Split on newlines only: str.splitlines() also splits on U+2028 inside record text.
+    lines = out.buffer.getvalue().decode().split("\n")  # type: ignore[attr-defined]
+    return SyncResult([line for line in lines if line])
 
 
 @pytest.fixture

@@ -1,0 +1,228 @@
+"""The tap's command line against the local Nylas simulator, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import typing as t
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from tap_nylas.simulator import Faults, NylasSimulator
+from tap_nylas.tap import TapNylas
+from tests.conftest import SyncResult, run_sync
+
+API_KEY = "sim-key-3b9f1c0e"
+START = 1704067200  # 2024-01-01
+LOOKAHEAD_DAYS = 800
+
+
+def tap_config(sim: NylasSimulator, **extra: t.Any) -> dict:
+    return {
+        "api_key": API_KEY,
+        "api_url": sim.url,
+        "start_date": "2024-01-01T00:00:00Z",
+        "events_lookahead_days": LOOKAHEAD_DAYS,
+        "backoff_factor": 0,
+        **extra,
+    }
+
+
+def primary_keys() -> dict[str, tuple[str, ...]]:
+    tap = TapNylas(config={"api_key": "x"}, validate_config=False)
+    return {name: tuple(stream.primary_keys or ()) for name, stream in tap.streams.items()}
+
+
+def truth(sim: NylasSimulator) -> dict[str, set[tuple]]:
+    """Every primary key a complete sync must produce, in the tap's key order."""
+    window = {"events_start": START, "events_end": int(time.time()) + LOOKAHEAD_DAYS * 86400}
+    keys = primary_keys()
+    return {
+        name: {tuple(r[k] for k in key) for r in sim.records(name, **window)}
+        for name, key in keys.items()
+    }
+
+
+class TapProcess:
+    """The tap's CLI as a child process, its stdout read line by line."""
+
+    def __init__(self, config: dict, tmp_path: t.Any, state: dict | None = None) -> None:
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        args = [sys.executable, "-m", "tap_nylas", "--config", str(tmp_path / "config.json")]
+        if state is not None:
+            (tmp_path / "state.json").write_text(json.dumps(state))
+            args += ["--state", str(tmp_path / "state.json")]
+        self.stderr_path = tmp_path / "stderr.log"
+        self.process = subprocess.Popen(  # noqa: S603 - our own CLI
+            args,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr_path.open("w"),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines: list[str] = []
+
+    def read_until(self, stop: t.Callable[[list[str]], bool]) -> None:
+        assert self.process.stdout is not None
+        while not stop(self.lines) and (line := self.process.stdout.readline()):
+            self.lines.append(line.decode())
+
+    def finish(self, timeout: float = 120) -> SyncResult:
+        assert self.process.stdout is not None
+        # Read through the same buffered reader as read_until (communicate() would bypass
+        # what it already buffered).
+        out = self.process.stdout.read()
+        self.process.wait(timeout=timeout)
+        # Split on newlines only: str.splitlines() also splits inside a record's text.
+        self.lines += [line.decode() + "\n" for line in out.split(b"\n")]
+        if not out.endswith(b"\n"):
+            self.lines[-1] = self.lines[-1][:-1]
+        # A process killed mid-write leaves a last line without its newline: not a message.
+        return SyncResult([line for line in self.lines if line.endswith("\n") and line.strip()])
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def faulty_sim() -> t.Iterator[NylasSimulator]:
+    faults = Faults(rate=0.05, retry_after=0)
+    with NylasSimulator(
+        seed=11, grants=24, records_per_grant=20, api_key=API_KEY, faults=faults
+    ) as sim:
+        yield sim
+
+
+def test_a_full_sync_emits_exactly_the_truth_despite_faults(
+    faulty_sim: NylasSimulator, tmp_path: t.Any
+) -> None:
+    faulty_sim.reset_log()
+    tap = TapProcess(tap_config(faulty_sim, max_retries=4), tmp_path)
+    result = tap.finish()
+
+    assert tap.process.returncode == 0, tap.stderr[-2000:]
+    assert any(entry["fault"] for entry in faulty_sim.request_log), "no fault was injected"
+    expected = truth(faulty_sim)
+    keys = primary_keys()
+    schemas = {m["stream"]: m["schema"] for m in result.messages if m["type"] == "SCHEMA"}
+    for stream, key in keys.items():
+        got = result.keys(stream, key)
+        assert len(got) == len(set(got)), f"{stream}: duplicate keys"
+        assert set(got) == expected[stream], stream
+        validator = Draft202012Validator(schemas[stream])
+        for record in result.records[stream]:
+            errors = list(validator.iter_errors(record))
+            assert not errors, f"{stream}: {errors[0].message}"
+    assert API_KEY not in result.raw
+    assert API_KEY not in tap.stderr
+    # an expired grant and a deleted calendar were skipped with a warning, not fatal
+    assert "Skipping" in tap.stderr
+
+
+def test_concurrent_output_equals_sequential_output() -> None:
+    started = int(time.time())
+    with NylasSimulator(
+        seed=5, grants=16, records_per_grant=30, api_key=API_KEY, latency=0.005
+    ) as sim:
+        sequential = run_sync(tap_config(sim, max_concurrency=1))
+        concurrent = run_sync(tap_config(sim, max_concurrency=8))
+        in_flight = max(entry["in_flight"] for entry in sim.request_log)
+
+    def content(result: SyncResult) -> list[tuple]:
+        # Bookmarks of data dated in the future stop at each run's start (the signpost),
+        # which differs between the two runs by design.
+        def mask(value: t.Any) -> str:
+            text = json.dumps(value)
+            return re.sub(r'"replication_key_value": (\d+)', _at_run_start(started), text)
+
+        return [
+            (m["type"], m.get("stream"), mask(m.get("record") or m.get("value")))
+            for m in result.messages
+            if m["type"] in {"RECORD", "STATE", "SCHEMA"}
+        ]
+
+    assert in_flight > 2, "the concurrent run did not overlap requests"
+    assert sum(map(len, sequential.records.values())) > 1000
+    assert content(concurrent) == content(sequential)
+
+
+def _at_run_start(started: int) -> t.Callable[[re.Match], str]:
+    def replace(match: re.Match) -> str:
+        return match.group(0) if int(match.group(1)) < started else "run start"
+
+    return replace
+
+
+def _union(*results: SyncResult) -> dict[str, set[tuple]]:
+    return {
+        stream: {key for result in results for key in result.keys(stream, pk)}
+        for stream, pk in primary_keys().items()
+    }
+
+
+def _records(lines: list[str], stream: str = "") -> int:
+    marker = f'"type":"RECORD","stream":"{stream}' if stream else '"type":"RECORD"'
+    return sum(marker in line for line in lines)
+
+
+def test_an_interrupted_sync_resumed_from_its_last_state_loses_nothing(
+    tmp_path: t.Any,
+) -> None:
+    with NylasSimulator(
+        seed=3, grants=30, records_per_grant=20, api_key=API_KEY, latency=0.002
+    ) as sim:
+        expected = truth(sim)
+        total = sum(map(len, expected.values()))
+        config = tap_config(sim, max_concurrency=4)
+
+        first = TapProcess(config, tmp_path / "one")
+        # stop it half-way through messages, an incremental stream
+        first.read_until(
+            lambda lines: _records(lines, "messages") >= len(expected["messages"]) // 2
+        )
+        first.process.send_signal(signal.SIGTERM)
+        interrupted = first.finish()
+        assert interrupted.states, "no STATE before the interruption"
+        assert _records(first.lines) < total, "the sync ended before the interruption"
+
+        resume = TapProcess(config, tmp_path / "two", state=interrupted.states[-1])
+        second = resume.finish()
+        assert resume.process.returncode == 0, resume.stderr[-2000:]
+
+    union = _union(interrupted, second)
+    for stream, keys in expected.items():
+        assert keys <= union[stream], f"{stream}: lost {len(keys - union[stream])} records"
+    # the resumed run started from the bookmarks, not from scratch
+    assert len(second.records["messages"]) < len(expected["messages"])
+
+
+def test_killed_during_a_retry_then_resumed_loses_nothing(tmp_path: t.Any) -> None:
+    faults = Faults(rate=0.05, retry_after=1, kinds=("429_retry_after",))
+    with NylasSimulator(
+        seed=4, grants=8, records_per_grant=15, api_key=API_KEY, faults=faults
+    ) as sim:
+        expected = truth(sim)
+        config = tap_config(sim, max_retries=5)
+        first = TapProcess(config, tmp_path / "one")
+        deadline = time.monotonic() + 60
+        while "Retrying" not in first.stderr and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "Retrying" in first.stderr
+        first.process.kill()  # SIGKILL: no chance to write a final STATE
+        killed = first.finish()
+
+        state = killed.states[-1] if killed.states else None
+        resume = TapProcess(config, tmp_path / "two", state=state)
+        resumed = resume.finish(timeout=300)
+        assert resume.process.returncode == 0, resume.stderr[-2000:]
+
+    union = _union(killed, resumed)
+    for stream, keys in expected.items():
+        assert keys <= union[stream], f"{stream}: lost {len(keys - union[stream])} records"
