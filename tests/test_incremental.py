@@ -136,3 +136,13 @@ def test_full_table_streams_keep_no_bookmark(api: FakeNylas, config: dict) -> No
     result = run_sync(config, streams=["folders"])
     partitions = result.states[-1]["bookmarks"]["folders"].get("partitions", [])
     assert all("replication_key_value" not in p for p in partitions)
+
+
+def test_the_sdks_unsorted_warning_is_logged_once_not_per_grant(
+    api: FakeNylas, config: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    for n in range(5):
+        api.add_grant(f"g{n}")
+        api.pages[f"g{n}", "messages"] = [[{"id": "m", "date": START_EPOCH + n}]]
+    run_sync(config, streams=["messages"])
+    assert sum("assumed to be unsorted" in r.getMessage() for r in caplog.records) == 1
