@@ -48,8 +48,13 @@ class RepeatedWarningFilter(logging.Filter):
         self._seen.add(message)
         return first
 
-
-logging.getLogger("singer_sdk").addFilter(RepeatedWarningFilter())
+    @classmethod
+    def install(cls) -> None:
+        """A fresh filter on the SDK's logger, replacing the one of an earlier run."""
+        sdk_logger = logging.getLogger("singer_sdk")
+        for old in [f for f in sdk_logger.filters if isinstance(f, cls)]:
+            sdk_logger.removeFilter(old)
+        sdk_logger.addFilter(cls())
 
 
 class TapNylas(Tap):
@@ -154,6 +159,7 @@ class TapNylas(Tap):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Build the tap, then check what JSON Schema cannot."""
+        RepeatedWarningFilter.install()
         super().__init__(*args, **kwargs)
         if kwargs.get("validate_config", True):
             self.check_settings()
