@@ -1,0 +1,383 @@
+"""`meltano install` + `meltano run tap-nylas target-postgres`, twice, against the simulator.
+
+Needs a PostgreSQL server: set ``TAP_NYLAS_E2E_POSTGRES=postgresql://user:password@host:port/db``
+(``.ci/run`` starts one and sets it). Without it the test is skipped, except under CI
+(``CI`` set), where a missing or unreachable server fails it.
+
+The Meltano project is a throwaway copy of the repo's ``meltano.yml`` in a temporary
+directory, with the tap's ``pip_url`` pointing at this checkout (editable); Meltano builds
+the plugin venvs under that directory's ``.meltano/``. Each test run loads into a fresh
+schema, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import typing as t
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from tap_nylas.simulator import Faults, NylasSimulator
+from tap_nylas.tap import TapNylas
+
+REPO = Path(__file__).resolve().parents[1]
+API_KEY = "sim-key-e2e-meltano"
+START_DATE = "2024-01-01T00:00:00Z"
+START = 1704067200  # START_DATE as epoch seconds
+LOOKAHEAD_DAYS = 800
+STATE_ID = "dev:tap-nylas-to-target-postgres"
+LARGE_BODY = 1_000_000
+INSTALL_TIMEOUT = 300
+RUN_TIMEOUT = 180
+
+
+# -- availability: skip locally, fail under CI ----------------------------------------------
+
+
+def _unavailable(reason: str) -> t.NoReturn:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _postgres_url() -> str:
+    url = os.environ.get("TAP_NYLAS_E2E_POSTGRES")
+    if not url:
+        _unavailable(
+            "TAP_NYLAS_E2E_POSTGRES is not set; set it to postgresql://user:password@host:port/db "
+            "to run `meltano run tap-nylas target-postgres` end to end (.ci/run does)"
+        )
+    return url
+
+
+def _meltano() -> str:
+    beside = Path(sys.executable).with_name("meltano")
+    found = str(beside) if beside.exists() else shutil.which("meltano")
+    if not found:
+        _unavailable("meltano is not installed in this environment (pip install 'meltano~=4.4')")
+    return found
+
+
+def _connect(url: str) -> t.Any:
+    try:
+        import psycopg  # noqa: PLC0415 - optional: only this test needs it
+    except ImportError:
+        _unavailable("psycopg is not installed (pip install 'psycopg[binary]')")
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as error:
+        _unavailable(f"PostgreSQL at TAP_NYLAS_E2E_POSTGRES is unreachable: {error}")
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+
+
+@dataclass
+class Pipeline:
+    """What the two runs left: the database, the truth, and what each step took."""
+
+    conn: t.Any
+    schema: str
+    project: Path
+    sim: NylasSimulator
+    truth_records: dict[str, list[dict]]
+    key_fields: dict[str, tuple[str, ...]]
+    timings: dict[str, float] = field(default_factory=dict)
+    after_first_run: dict[str, list[tuple]] = field(default_factory=dict)
+    second_run_log: list[dict] = field(default_factory=list)
+
+    def truth(self, stream: str) -> set[tuple]:
+        keys = self.key_fields[stream]
+        return {tuple(r[k] for k in keys) for r in self.truth_records[stream]}
+
+    def table(self, stream: str) -> str:
+        return f'"{self.schema}"."{stream}"'
+
+    def query(self, sql: str, params: t.Sequence[t.Any] = ()) -> list[tuple]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def keys(self, stream: str) -> list[tuple]:
+        columns = ", ".join(f'"{c}"' for c in self.key_fields[stream])
+        return [tuple(row) for row in self.query(f"SELECT {columns} FROM {self.table(stream)}")]  # noqa: S608
+
+    def duplicate_keys(self, stream: str) -> list[tuple]:
+        columns = ", ".join(f'"{c}"' for c in self.key_fields[stream])
+        return self.query(
+            f"SELECT {columns}, count(*) FROM {self.table(stream)} "  # noqa: S608
+            f"GROUP BY {columns} HAVING count(*) > 1"
+        )
+
+
+def _project(root: Path) -> Path:
+    """A throwaway Meltano project: the repo's meltano.yml, the tap installed from here."""
+    text = (REPO / "meltano.yml").read_text()
+    text, found = re.subn(
+        r"^(\s*pip_url:\s*)-e \.\s*$", rf"\g<1>-e {REPO.as_posix()}", text, flags=re.M
+    )
+    assert found == 1, "meltano.yml: expected the tap's `pip_url: -e .`"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "meltano.yml").write_text(text)
+    return root
+
+
+def _environment(project: Path, sim: NylasSimulator, url: str, schema: str) -> dict[str, str]:
+    """Settings by environment variable only; nothing inherited from the caller's Meltano."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MELTANO_", "TAP_NYLAS_", "TARGET_POSTGRES_"))
+    }
+    db = urlsplit(url)
+    env.update(
+        MELTANO_PROJECT_ROOT=str(project),
+        MELTANO_ENVIRONMENT="dev",
+        MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
+        MELTANO_CLI_DISABLE_VERSION_CHECK="true",
+        TAP_NYLAS_API_KEY=API_KEY,
+        TAP_NYLAS_API_URL=sim.url,
+        TAP_NYLAS_START_DATE=START_DATE,
+        TAP_NYLAS_EVENTS_LOOKAHEAD_DAYS=str(LOOKAHEAD_DAYS),
+        TAP_NYLAS_BACKOFF_FACTOR="0",
+        TAP_NYLAS_MAX_RETRIES="5",
+        TARGET_POSTGRES_HOST=db.hostname or "localhost",
+        TARGET_POSTGRES_PORT=str(db.port or 5432),
+        TARGET_POSTGRES_USER=unquote(db.username or ""),
+        TARGET_POSTGRES_PASSWORD=unquote(db.password or ""),
+        TARGET_POSTGRES_DATABASE=db.path.lstrip("/"),
+        TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=schema,
+    )
+    return env
+
+
+def _meltano_step(
+    meltano: str, args: list[str], env: dict[str, str], log: Path, timeout: float
+) -> float:
+    """Run one meltano command in the project; its wall time in seconds."""
+    began = time.perf_counter()
+    with log.open("w") as out:
+        done = subprocess.run(  # noqa: S603 - our own fixed command line
+            [meltano, *args],
+            cwd=env["MELTANO_PROJECT_ROOT"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+        )
+    took = time.perf_counter() - began
+    if done.returncode != 0:
+        tail = log.read_text()[-4000:]
+        pytest.fail(f"`meltano {' '.join(args)}` exited {done.returncode}:\n{tail}", pytrace=False)
+    return took
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Pipeline]:
+    url = _postgres_url()
+    meltano = _meltano()
+    conn = _connect(url)
+    schema = f"e2e_meltano_{os.getpid()}_{int(time.time())}"
+    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    faults = Faults(rate=0.03, retry_after=0)
+    sim = NylasSimulator(
+        seed=7, grants=24, records_per_grant=20, api_key=API_KEY, faults=faults
+    ).start()
+    project = _project(tmp_path_factory.mktemp("meltano-project"))
+    env = _environment(project, sim, url, schema)
+    tap = TapNylas(config={"api_key": "x"}, validate_config=False)
+    window = {"events_start": START, "events_end": int(time.time()) + LOOKAHEAD_DAYS * 86400}
+    result = Pipeline(
+        conn=conn,
+        schema=schema,
+        project=project,
+        sim=sim,
+        truth_records={name: sim.records(name, **window) for name in tap.streams},
+        key_fields={name: tuple(s.primary_keys or ()) for name, s in tap.streams.items()},
+    )
+    try:
+        result.timings["meltano install"] = _meltano_step(
+            meltano,
+            ["install", "tap-nylas", "target-postgres"],
+            env,
+            project / "install.log",
+            INSTALL_TIMEOUT,
+        )
+        run = ["run", "tap-nylas", "target-postgres"]
+        result.timings["meltano run #1"] = _meltano_step(
+            meltano, run, env, project / "run1.log", RUN_TIMEOUT
+        )
+        assert any(e["fault"] for e in sim.request_log), "no fault was injected in run 1"
+        result.after_first_run = {name: result.keys(name) for name in result.key_fields}
+        sim.reset_log()
+        result.timings["meltano run #2"] = _meltano_step(
+            meltano, run, env, project / "run2.log", RUN_TIMEOUT
+        )
+        result.second_run_log = sim.request_log
+        print(
+            "\n[e2e meltano] "
+            + ", ".join(f"{step}: {secs:.1f} s" for step, secs in result.timings.items())
+        )
+        yield result
+    finally:
+        sim.stop()
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.close()
+
+
+# -- helpers over the truth ----------------------------------------------------------------
+
+
+def _sanitized(value: t.Any, replacement: str) -> t.Any:
+    if isinstance(value, str):
+        return value.replace("\x00", replacement)
+    if isinstance(value, list):
+        return [_sanitized(v, replacement) for v in value]
+    if isinstance(value, dict):
+        return {k: _sanitized(v, replacement) for k, v in value.items()}
+    return value
+
+
+def _has_nul(value: t.Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(map(_has_nul, value))
+    if isinstance(value, dict):
+        return any(map(_has_nul, value.values()))
+    return False
+
+
+# -- the tests -------------------------------------------------------------------------------
+
+
+def test_the_tap_plugin_runs_this_checkout(pipeline: Pipeline) -> None:
+    python = pipeline.project / ".meltano" / "extractors" / "tap-nylas" / "venv" / "bin" / "python"
+    where = subprocess.run(  # noqa: S603
+        [str(python), "-c", "import tap_nylas; print(tap_nylas.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(where).resolve().is_relative_to(REPO), where
+
+
+def test_first_run_loads_every_table_exactly_as_the_truth(pipeline: Pipeline) -> None:
+    assert len(pipeline.after_first_run) == 12
+    for stream, rows in pipeline.after_first_run.items():
+        truth = pipeline.truth(stream)
+        assert truth, f"{stream}: the simulator has no records"
+        assert len(rows) == len(truth), f"{stream}: {len(rows)} rows, truth has {len(truth)}"
+        assert set(rows) == truth, stream
+
+
+def test_second_run_resumes_from_saved_state_without_duplicates(pipeline: Pipeline) -> None:
+    counts = {}
+    for stream in pipeline.key_fields:
+        rows = pipeline.keys(stream)
+        counts[stream] = len(rows)
+        assert pipeline.duplicate_keys(stream) == [], f"{stream}: duplicate primary keys"
+        assert len(rows) == len(pipeline.after_first_run[stream]), stream
+        assert set(rows) == pipeline.truth(stream), stream
+    print(f"\n[e2e meltano] rows per table: {counts}")
+    # the second run was incremental: Meltano handed the tap the state of the first
+    messages = [e for e in pipeline.second_run_log if e["path"].endswith("/messages")]
+    assert messages, "run 2 listed no messages"
+    assert all("received_after" in e["params"] for e in messages if e["status"] == 200)
+
+
+def test_message_recipients_are_queryable_as_json(pipeline: Pipeline) -> None:
+    messages = pipeline.truth_records["messages"]
+    emails = Counter(r["email"] for m in messages for r in m["to"] or [])
+    email, _ = emails.most_common(1)[0]
+    expected = {
+        (m["grant_id"], m["id"])
+        for m in messages
+        if any(r["email"] == email for r in m["to"] or [])
+    }
+    # `to` is jsonb[] (target-postgres 0.8); to_jsonb() makes it one jsonb array either way.
+    rows = pipeline.query(
+        f"""
+        SELECT m.grant_id, m.id
+        FROM {pipeline.table("messages")} AS m
+        WHERE EXISTS (
+            SELECT 1 FROM jsonb_array_elements(to_jsonb(m."to")) AS recipient
+            WHERE recipient->>'email' = %s
+        )
+        """,  # noqa: S608
+        (email,),
+    )
+    assert len(expected) > 1
+    assert set(rows) == expected
+    assert len(rows) == len(expected)
+
+
+def test_event_times_are_queryable_as_json(pipeline: Pipeline) -> None:
+    events = pipeline.truth_records["events"]
+    by_kind = pipeline.query(
+        f"""SELECT "when"->>'object', count(*) FROM {pipeline.table("events")} GROUP BY 1"""  # noqa: S608
+    )
+    assert dict(by_kind) == Counter(e["when"]["object"] for e in events)
+
+    low, high = 1735689600, 1751328000  # 2025-01-01 .. 2025-07-01
+    rows = pipeline.query(
+        f"""
+        SELECT grant_id, calendar_id, id FROM {pipeline.table("events")}
+        WHERE "when"->>'object' = 'timespan'
+          AND ("when"->>'start_time')::bigint BETWEEN %s AND %s
+        """,  # noqa: S608
+        (low, high),
+    )
+    expected = {
+        (e["grant_id"], e["calendar_id"], e["id"])
+        for e in events
+        if e["when"]["object"] == "timespan" and low <= e["when"]["start_time"] <= high
+    }
+    assert expected
+    assert set(rows) == expected
+    assert len(rows) == len(expected)
+
+
+def test_nul_characters_landed_sanitized(pipeline: Pipeline) -> None:
+    checked = 0
+    for stream, records in pipeline.truth_records.items():
+        keys = pipeline.key_fields[stream]
+        where = " AND ".join(f'"{k}" = %s' for k in keys)
+        for record in records:
+            for column, value in record.items():
+                if not _has_nul(value):
+                    continue
+                rows = pipeline.query(
+                    f'SELECT "{column}" FROM {pipeline.table(stream)} WHERE {where}',  # noqa: S608
+                    tuple(record[k] for k in keys),
+                )
+                assert len(rows) == 1, f"{stream} {record['id']}: row missing"
+                landed = rows[0][0]
+                assert not _has_nul(landed)
+                # target-postgres's sanitize_null_text_characters replaces NUL by U+FFFD
+                assert landed in (_sanitized(value, "\ufffd"), _sanitized(value, "")), column
+                checked += 1
+    assert checked >= 2, "the simulator served no NUL character"
+
+
+def test_large_bodies_landed_intact(pipeline: Pipeline) -> None:
+    large = [m for m in pipeline.truth_records["messages"] if len(m["body"] or "") > LARGE_BODY]
+    assert len(large) >= 2
+    for message in large:
+        body = _sanitized(message["body"], "\ufffd")
+        rows = pipeline.query(
+            f"SELECT char_length(body), md5(body) FROM {pipeline.table('messages')} "  # noqa: S608
+            "WHERE grant_id = %s AND id = %s",
+            (message["grant_id"], message["id"]),
+        )
+        assert rows == [(len(body), hashlib.md5(body.encode()).hexdigest())], message["id"]  # noqa: S324
