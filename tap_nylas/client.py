@@ -159,8 +159,8 @@ class OffsetPagePaginator(BaseAPIPaginator[int]):
         body = response_body(response)
         count = len(page_records(body))
         # The server echoes the limit it applied, which may be lower than the one asked for.
-        applied_limit = body.get("limit") or self._limit if isinstance(body, dict) else self._limit
-        if count == 0 or count < applied_limit:
+        applied = body.get("limit") if isinstance(body, dict) else None
+        if count == 0 or count < (applied or self._limit):
             return None
         return int(self.current_value) + count
 
@@ -322,7 +322,7 @@ class GrantScopedStream(NylasStream):
 
     The grant list comes from the tap's grant directory (one listing of `/v3/grants` per
     run). Each grant is a stream partition, which keeps one bookmark per grant while the
-    tap writes STATE at a linear cost (see README, "State at scale").
+    tap writes STATE at a linear cost (README: "State, scale, concurrency and sharding").
     """
 
     primary_keys: t.ClassVar[tuple[str, ...]] = ("grant_id", "id")
