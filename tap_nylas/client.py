@@ -330,8 +330,20 @@ class GrantScopedStream(NylasStream):
     unsupported_providers: t.ClassVar[frozenset[str]] = frozenset()
     #: Query parameter filtering on `replication_key`, for incremental streams.
     since_param: t.ClassVar[str | None] = None
-    #: Bookmarks are kept per grant, whatever else a request's context carries.
-    state_partitioning_keys: t.ClassVar[list[str] | None] = ["grant_id"]
+    #: Context keys of a bookmark: per grant, whatever else a request's context carries.
+    bookmark_keys: t.ClassVar[tuple[str, ...]] = ("grant_id",)
+    # Partitions are read in full before their bookmark moves, so a STATE mid-partition
+    # adds nothing: STATE goes out between partitions, at most every STATE_INTERVAL.
+    STATE_MSG_FREQUENCY = 10**12
+    STATE_INTERVAL_SECONDS: t.ClassVar[float] = 60.0
+
+    @property  # type: ignore[misc]
+    def state_partitioning_keys(self) -> list[str]:
+        """Bookmark keys for incremental streams, none for full-table ones.
+
+        Thousands of empty partition entries would only bloat every STATE message.
+        """
+        return list(self.bookmark_keys) if self.replication_key else []
 
     @property
     def state_manager(self) -> IndexedStateManager:
@@ -363,6 +375,10 @@ class GrantScopedStream(NylasStream):
         return int(bookmark) - int(self.config["incremental_lookback_seconds"])
 
     @cached_property
+    def _last_state_at(self) -> float:
+        return time.monotonic()
+
+    @cached_property
     def partitions(self) -> list[dict] | None:
         """The stream's partitions, worked out once per run."""
         return self.partition_contexts()
@@ -379,6 +395,9 @@ class GrantScopedStream(NylasStream):
         """Records of one partition; one that became unavailable is skipped with a warning."""
         if not context:  # the SDK syncs an empty partition list as one context-less call
             return
+        if time.monotonic() - self._last_state_at >= self.STATE_INTERVAL_SECONDS:
+            self._write_state_message()  # the partitions before this one are finalised
+            self._last_state_at = time.monotonic()
         if signpost := self.get_replication_key_signpost(context):
             self.state_manager.write_replication_key_signpost(signpost, context=context)
         try:
@@ -392,6 +411,17 @@ class GrantScopedStream(NylasStream):
             # What was read before the failure must not advance the bookmark: newest-first
             # lists would otherwise skip the older records that were never read.
             self.get_context_state(context).pop("progress_markers", None)
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """Key every record by its partition.
+
+        Adds `grant_id` (scheduled messages carry none) and, for events, the calendar the
+        event was listed under when Nylas leaves `calendar_id` null.
+        """
+        for key, value in (context or {}).items():
+            if row.get(key) is None:
+                row[key] = value
+        return row
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         """Paging, plus the incremental filter where the stream has one."""

@@ -162,7 +162,7 @@ class EventsStream(GrantScopedStream):
     # One event can sit in several calendars of a grant under the same ID.
     primary_keys = ("grant_id", "calendar_id", "id")
     unsupported_providers = frozenset({"imap", "zoom"})
-    state_partitioning_keys = ["grant_id", "calendar_id"]  # noqa: RUF012
+    bookmark_keys = ("grant_id", "calendar_id")
     replication_key = "updated_at"
 
     def partition_contexts(self) -> list[dict]:
@@ -190,12 +190,6 @@ class EventsStream(GrantScopedStream):
                 if record["id"] not in seen:
                     seen.add(record["id"])
                     yield record
-
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        """Key the event by the calendar it was listed under when Nylas leaves that null."""
-        if row.get("calendar_id") is None and context:
-            row["calendar_id"] = context["calendar_id"]
-        return row
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         """Calendar, window, cancelled events and, on Google, every event type."""

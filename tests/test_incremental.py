@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tap_nylas.streams import MessagesStream
 from tests.conftest import run_sync
 from tests.fake_api import FakeNylas, query
 
@@ -130,12 +131,33 @@ def test_events_filter_on_updated_after_only_where_supported(api: FakeNylas, con
     assert all("start" in query(r) and "end" in query(r) for r in api.requests_to("/events"))
 
 
-def test_full_table_streams_keep_no_bookmark(api: FakeNylas, config: dict) -> None:
-    api.add_grant("g1")
-    api.pages["g1", "folders"] = [[{"id": "INBOX"}]]
+def test_full_table_streams_keep_no_per_grant_state(api: FakeNylas, config: dict) -> None:
+    for grant_id in ("g1", "g2"):
+        api.add_grant(grant_id)
+        api.pages[grant_id, "folders"] = [[{"id": "INBOX"}]]
     result = run_sync(config, streams=["folders"])
-    partitions = result.states[-1]["bookmarks"]["folders"].get("partitions", [])
-    assert all("replication_key_value" not in p for p in partitions)
+    assert result.keys("folders", ("grant_id", "id")) == [("g1", "INBOX"), ("g2", "INBOX")]
+    assert result.states[-1]["bookmarks"]["folders"] == {}
+
+
+def test_state_goes_out_between_grants_with_finished_grants_only(
+    api: FakeNylas, config: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(4):
+        api.add_grant(f"g{n}")
+        api.pages[f"g{n}", "messages"] = [[{"id": "m", "date": START_EPOCH + n}]]
+
+    quiet = run_sync(config, streams=["messages"])
+    monkeypatch.setattr(MessagesStream, "STATE_INTERVAL_SECONDS", 0)
+    chatty = run_sync(config, streams=["messages"])
+
+    assert len(quiet.states) == 1  # the interval (60 s) never elapsed: only the final STATE
+    bookmarked = [
+        sorted(g for (g,), v in _bookmarks(state, "messages").items() if v is not None)
+        for state in chatty.states
+    ]
+    # one STATE before each grant after the first, each vouching for finished grants only
+    assert bookmarked == [["g0"], ["g0", "g1"], ["g0", "g1", "g2"], ["g0", "g1", "g2", "g3"]]
 
 
 def test_the_sdks_unsorted_warning_is_logged_once_not_per_grant(
