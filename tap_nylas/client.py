@@ -177,9 +177,9 @@ class NylasStream(RESTStream[t.Any]):
 
     schema: t.ClassVar[StreamSchema] = StreamSchema(SchemaDirectory(schemas))
     timeout = REQUEST_TIMEOUT_SECONDS
-    # Records are decoded JSON already: conforming drops unknown top-level fields, and
-    # walking every nested value (half the CPU of a sync, measured) would change nothing.
-    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
+    # Records are decoded JSON already, so the SDK's type conformance (half the CPU of a
+    # sync, measured) would change nothing; `post_process` only drops unknown fields.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     @property
     def directory(self) -> GrantDirectory:
@@ -248,6 +248,15 @@ class NylasStream(RESTStream[t.Any]):
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         """Records of the page, decoded once."""
         return page_records(response_body(response))
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """Only the fields the schema declares (Nylas adds fields; targets expect the schema)."""
+        known = self._schema_fields
+        return row if known.issuperset(row) else {k: v for k, v in row.items() if k in known}
+
+    @cached_property
+    def _schema_fields(self) -> frozenset[str]:
+        return frozenset(self.schema["properties"])
 
     def validate_response(self, response: requests.Response) -> None:
         """Classify failures: retry, skip one grant or calendar, or stop with a clear line."""
@@ -421,7 +430,7 @@ class GrantScopedStream(NylasStream):
         for key, value in (context or {}).items():
             if row.get(key) is None:
                 row[key] = value
-        return row
+        return super().post_process(row, context)
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         """Paging, plus the incremental filter where the stream has one."""

@@ -285,3 +285,20 @@ def test_a_malformed_grant_shard_is_a_config_error(config: dict, shard: str) -> 
     config["grant_shard"] = shard
     with pytest.raises(ConfigError, match="grant_shard must be 'K/N'"):
         TapNylas(config=config)
+
+
+def test_unknown_top_level_fields_are_dropped_nested_values_kept(
+    api: FakeNylas, config: dict
+) -> None:
+    api.add_grant("g1")
+    folder = {"id": "INBOX", "field_nylas_added_later": 1, "attributes": ["\\Inbox"]}
+    message = {"id": "m1", "from": [{"email": "a@example.com", "new_nested": True}]}
+    api.pages["g1", "folders"] = [[folder]]
+    api.pages["g1", "messages"] = [[message]]
+
+    result = run_sync(config, streams=["folders", "messages"])
+
+    assert result.records["folders"] == [
+        {"id": "INBOX", "attributes": ["\\Inbox"], "grant_id": "g1"}
+    ]
+    assert result.records["messages"][0]["from"] == [{"email": "a@example.com", "new_nested": True}]
