@@ -341,10 +341,6 @@ class GrantScopedStream(NylasStream):
     since_param: t.ClassVar[str | None] = None
     #: Context keys of a bookmark: per grant, whatever else a request's context carries.
     bookmark_keys: t.ClassVar[tuple[str, ...]] = ("grant_id",)
-    # Partitions are read in full before their bookmark moves, so a STATE mid-partition
-    # adds nothing: STATE goes out between partitions, at most every STATE_INTERVAL.
-    STATE_MSG_FREQUENCY = 10**12
-    STATE_INTERVAL_SECONDS: t.ClassVar[float] = 60.0
 
     @property  # type: ignore[misc]
     def state_partitioning_keys(self) -> list[str]:
@@ -384,10 +380,6 @@ class GrantScopedStream(NylasStream):
         return int(bookmark) - int(self.config["incremental_lookback_seconds"])
 
     @cached_property
-    def _last_state_at(self) -> float:
-        return time.monotonic()
-
-    @cached_property
     def partitions(self) -> list[dict] | None:
         """The stream's partitions, worked out once per run."""
         return self.partition_contexts()
@@ -404,9 +396,9 @@ class GrantScopedStream(NylasStream):
         """Records of one partition; one that became unavailable is skipped with a warning."""
         if not context:  # the SDK syncs an empty partition list as one context-less call
             return
-        if time.monotonic() - self._last_state_at >= self.STATE_INTERVAL_SECONDS:
-            self._write_state_message()  # the partitions before this one are finalised
-            self._last_state_at = time.monotonic()
+        # The partitions before this one are finished: a STATE now vouches for them (the
+        # tap's state writer decides whether one goes out, see output.py).
+        self._write_state_message()
         if signpost := self.get_replication_key_signpost(context):
             self.state_manager.write_replication_key_signpost(signpost, context=context)
         try:

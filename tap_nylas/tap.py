@@ -16,7 +16,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from tap_nylas.client import REGION_URLS, ThrottleGate
 from tap_nylas.directory import GrantDirectory, Shard
 from tap_nylas.errors import ConfigError, TapNylasError
-from tap_nylas.output import WholeLineWriter
+from tap_nylas.output import ProportionalStateWriter, WholeLineWriter
 from tap_nylas.streams import STREAM_TYPES
 
 if t.TYPE_CHECKING:
@@ -161,6 +161,7 @@ class TapNylas(Tap):
         """Build the tap, then check what JSON Schema cannot."""
         RepeatedWarningFilter.install()
         super().__init__(*args, **kwargs)
+        self._state_writer = ProportionalStateWriter(t.cast("WholeLineWriter", self.message_writer))
         if kwargs.get("validate_config", True):
             self.check_settings()
 
@@ -208,13 +209,29 @@ class TapNylas(Tap):
         """The twelve Nylas streams."""
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
+    @property
+    def state_writer(self) -> ProportionalStateWriter:
+        """Writes STATE in proportion to the output (see output.py)."""
+        return t.cast("ProportionalStateWriter", self._state_writer)
+
+    def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK; extended, not replaced
+        """The SDK's sync, then the STATE the proportional writer may still hold."""
+        try:
+            super().sync_all()
+        finally:
+            self.state_writer.flush()
+
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SDK signal hook (final STATE, then exit), deferred while a line is being written."""
         writer = self.message_writer
         if isinstance(writer, WholeLineWriter) and writer.writing:
-            writer.pending_stop = lambda: super(TapNylas, self)._handle_termination(signum, frame)
+            writer.pending_stop = lambda: self._terminate(signum, frame)
         else:
-            super()._handle_termination(signum, frame)
+            self._terminate(signum, frame)
+
+    def _terminate(self, signum: int, frame: FrameType | None) -> None:
+        self.state_writer.flush(self.state)  # now, whatever the proportional writer held
+        super()._handle_termination(signum, frame)
 
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:

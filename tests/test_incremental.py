@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tap_nylas.streams import MessagesStream
+from tap_nylas.output import ProportionalStateWriter
 from tests.conftest import run_sync
 from tests.fake_api import FakeNylas, query
 
@@ -148,10 +148,10 @@ def test_state_goes_out_between_grants_with_finished_grants_only(
         api.pages[f"g{n}", "messages"] = [[{"id": "m", "date": START_EPOCH + n}]]
 
     quiet = run_sync(config, streams=["messages"])
-    monkeypatch.setattr(MessagesStream, "STATE_INTERVAL_SECONDS", 0)
+    monkeypatch.setattr(ProportionalStateWriter, "RATIO", 0)  # every STATE the SDK asks for
     chatty = run_sync(config, streams=["messages"])
 
-    assert len(quiet.states) == 1  # the interval (60 s) never elapsed: only the final STATE
+    assert len(quiet.states) == 1  # too few records to outweigh a STATE: only the final one
     bookmarked = [
         sorted(g for (g,), v in _bookmarks(state, "messages").items() if v is not None)
         for state in chatty.states

@@ -10,7 +10,7 @@ import signal
 import pytest
 from singer_sdk.singerlib import RecordMessage
 
-from tap_nylas.output import WholeLineWriter
+from tap_nylas.output import ProportionalStateWriter, WholeLineWriter
 from tap_nylas.tap import TapNylas
 from tests.conftest import BASE_CONFIG
 
@@ -45,3 +45,26 @@ def test_sigterm_between_writes_stops_at_once() -> None:
     out.flush()
     (line,) = out.buffer.getvalue().decode().splitlines()  # type: ignore[attr-defined]
     assert json.loads(line)["type"] == "STATE"
+
+
+def test_state_is_held_back_until_the_output_outweighs_it() -> None:
+    writer = WholeLineWriter()
+    states = ProportionalStateWriter(writer)
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    big_state = {"bookmarks": {"messages": {"partitions": [{"n": n} for n in range(300)]}}}
+
+    with contextlib.redirect_stdout(out):
+        for n in range(2000):
+            writer.write_message(RecordMessage(stream="messages", record={"id": n, "x": "y" * 200}))
+            big_state["bookmarks"]["messages"]["at"] = n  # a new state after every record
+            states.write_state(big_state)
+        states.flush()
+    out.flush()
+
+    lines = out.buffer.getvalue().decode().split("\n")  # type: ignore[attr-defined]
+    state_bytes = sum(len(line) for line in lines if '"type":"STATE"' in line)
+    record_bytes = sum(len(line) for line in lines if '"type":"RECORD"' in line)
+    state_lines = [json.loads(line) for line in lines if '"type":"STATE"' in line]
+    assert 2 <= len(state_lines) < 2000 / 10
+    assert state_bytes <= record_bytes / ProportionalStateWriter.RATIO + len(lines[-2]) + 1
+    assert state_lines[-1]["value"]["bookmarks"]["messages"]["at"] == 1999  # the last one
