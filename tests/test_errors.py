@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import typing as t
 
 import pytest
@@ -167,3 +168,21 @@ def test_requests_name_the_tap_and_ask_for_gzip(api: FakeNylas, config: dict) ->
     config["user_agent"] = "acme-etl/1.0"
     run_sync(config, streams=["grants"])
     assert api.mocker.request_history[-1].headers["User-Agent"] == "acme-etl/1.0"
+
+
+def test_proxy_and_ca_bundle_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, config: dict
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corp.pem")
+    stream = TapNylas(config=config).streams["messages"]
+    session = stream.requests_session
+    assert session.proxies.get("https") == "http://proxy.internal:3128"
+    assert session.verify == "/etc/ssl/corp.pem"
+    monkeypatch.setenv("NO_PROXY", "nylas.test")
+    other_thread_session: list = []
+    thread = threading.Thread(target=lambda: other_thread_session.append(stream.requests_session))
+    thread.start()
+    thread.join()
+    assert other_thread_session[0] is not session  # one session per thread
+    assert not other_thread_session[0].proxies  # NO_PROXY covers the API host
