@@ -14,6 +14,7 @@ from tap_nylas.tap import TapNylas
 
 API_KEY = "nylas-test-key-0f8e7d6c5b4a"
 API_URL = "https://nylas.test"
+START_EPOCH = 1704067200  # 2024-01-01T00:00:00Z, the start_date of the test configs
 BASE_CONFIG: dict[str, t.Any] = {
     "api_key": API_KEY,
     "api_url": API_URL,

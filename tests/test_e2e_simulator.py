@@ -16,10 +16,9 @@ from jsonschema import Draft202012Validator
 
 from tap_nylas.simulator import Faults, NylasSimulator
 from tap_nylas.tap import TapNylas
-from tests.conftest import SyncResult, run_sync
+from tests.conftest import START_EPOCH, SyncResult, run_sync
 
 API_KEY = "sim-key-3b9f1c0e"
-START = 1704067200  # 2024-01-01
 LOOKAHEAD_DAYS = 800
 
 
@@ -41,7 +40,7 @@ def primary_keys() -> dict[str, tuple[str, ...]]:
 
 def truth(sim: NylasSimulator) -> dict[str, set[tuple]]:
     """Every primary key a complete sync must produce, in the tap's key order."""
-    window = {"events_start": START, "events_end": int(time.time()) + LOOKAHEAD_DAYS * 86400}
+    window = {"events_start": START_EPOCH, "events_end": int(time.time()) + LOOKAHEAD_DAYS * 86400}
     keys = primary_keys()
     return {
         name: {tuple(r[k] for k in key) for r in sim.records(name, **window)}

@@ -7,10 +7,9 @@ import time
 import pytest
 
 from tap_nylas.output import ProportionalStateWriter
-from tests.conftest import run_sync
+from tests.conftest import START_EPOCH, run_sync
 from tests.fake_api import FakeNylas, query
 
-START_EPOCH = 1704067200  # the test config's start_date
 HOUR = 3600
 
 

@@ -8,24 +8,18 @@ import time
 
 import pytest
 
+from tap_nylas.client import GrantScopedStream
 from tap_nylas.errors import ConfigError
 from tap_nylas.streams import ICLOUD_MAX_WINDOW
 from tap_nylas.tap import TapNylas
-from tests.conftest import run_sync
+from tests.conftest import START_EPOCH, run_sync
 from tests.fake_api import FakeNylas, query
 
-START_EPOCH = 1704067200  # 2024-01-01T00:00:00Z, the test config's start_date
-GRANT_STREAMS = [
-    "calendars",
-    "contacts",
-    "contact_groups",
-    "drafts",
-    "events",
-    "folders",
-    "messages",
-    "scheduled_messages",
-    "threads",
-]
+GRANT_STREAMS = sorted(
+    name
+    for name, stream in TapNylas(config={"api_key": "x"}, validate_config=False).streams.items()
+    if isinstance(stream, GrantScopedStream)
+)
 
 
 @pytest.fixture
