@@ -5,8 +5,9 @@ of milliseconds each (Nylas waits on Google, Microsoft or IMAP), so most of a
 sequential run is spent waiting. Here up to `workers` partitions are fetched at once,
 each still page after page (a cursor is sequential), while the SDK consumes them in
 their original order: Singer messages, their order and STATE are the same as with one
-worker. Read-ahead is bounded: at most `workers` partitions (one thread each) are
-fetched ahead of the one being written, each holding at most `batches_ahead` batches.
+worker. Read-ahead is bounded: `workers` threads fetch at most `workers` *
+AHEAD_PER_WORKER partitions ahead of the one being written, each holding at most
+`batches_ahead` batches.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class _Cancelled(Exception):
 class PartitionPrefetcher:
     """Fetch partitions ahead, in worker threads, and hand their records out in order."""
 
+    #: Partitions queued ahead of the one being written, per worker: one slow partition
+    #: (several pages, iCloud window chunks) must not leave the other workers idle.
+    AHEAD_PER_WORKER = 4
+
     def __init__(
         self,
         fetch: Callable[[Context], Iterable[dict]],
@@ -38,14 +43,16 @@ class PartitionPrefetcher:
         workers: int,
         batches_ahead: int = 4,
     ) -> None:
-        """Prefetch `fetch(partition)` for `partitions`, `workers` at a time."""
+        """Prefetch `fetch(partition)` for `partitions` with `workers` threads."""
         self._fetch = fetch
         self._partitions = partitions
         self._workers = workers
         self._batches_ahead = batches_ahead
         self._queues: dict[int, queue.Queue] = {}
+        self._tasks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._next_index = 0  # the partition the consumer is expected to ask for next
         self._stop = threading.Event()
+        self._started = False
 
     def records(self, partition: Context) -> Iterator[dict]:
         """Records of `partition`, fetched ahead; errors are raised here, in order."""
@@ -54,16 +61,7 @@ class PartitionPrefetcher:
             yield from self._fetch(partition)  # not the expected order: fetch it directly
             return
         self._next_index += 1
-        for ahead in range(index, min(index + self._workers, len(self._partitions))):
-            if ahead not in self._queues:
-                self._queues[ahead] = queue.Queue(self._batches_ahead)
-                # Daemon threads: a tap stopped by a signal exits without waiting on them.
-                threading.Thread(
-                    target=self._run,
-                    args=(self._partitions[ahead], self._queues[ahead]),
-                    name=f"tap-nylas-fetch-{ahead}",
-                    daemon=True,
-                ).start()
+        self._queue_up_to(index + self._workers * self.AHEAD_PER_WORKER)
         finished = False
         try:
             while (item := self._queues[index].get()) is not _DONE:
@@ -79,8 +77,35 @@ class PartitionPrefetcher:
         if self._next_index == len(self._partitions):
             self.close()
 
+    def _queue_up_to(self, end: int) -> None:
+        """Queue partitions up to `end` for the workers, which take them in order.
+
+        In order, so the partition being written has always been started: workers
+        blocked on full queues of later partitions can never starve it.
+        """
+        first_new = len(self._queues) and max(self._queues) + 1
+        for index in range(max(first_new, self._next_index - 1), min(end, len(self._partitions))):
+            if index not in self._queues:
+                self._queues[index] = queue.Queue(self._batches_ahead)
+                self._tasks.put(index)
+        if not self._started:
+            self._started = True
+            for n in range(self._workers):
+                # Daemon threads: a tap stopped by a signal exits without waiting on them.
+                threading.Thread(
+                    target=self._work, name=f"tap-nylas-fetch-{n}", daemon=True
+                ).start()
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                index = self._tasks.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self._run(self._partitions[index], self._queues[index])
+
     def close(self) -> None:
-        """Stop the workers: each ends at its next hand-over."""
+        """Stop the workers: each ends at its next hand-over or idle check."""
         self._stop.set()
 
     def _run(self, partition: Context, out: queue.Queue) -> None:

@@ -8,6 +8,7 @@ is exactly the SDK's format.
 
 from __future__ import annotations
 
+import logging
 import threading
 import typing as t
 
@@ -25,6 +26,10 @@ class IndexedStateManager(StreamStateManager):
     def __init__(self, **kwargs: t.Any) -> None:
         """Same arguments as the SDK's manager."""
         super().__init__(**kwargs)
+        # The SDK logs each partition's starting bookmark at INFO: a line per grant and
+        # stream. Here they go to `<tap>.<stream>.bookmarks`, shown from WARNING up.
+        self._logger = self._logger.getChild("bookmarks")
+        self._logger.setLevel(logging.WARNING)
         self._partitions: list[dict] | None = None
         self._index: dict[PartitionKey, dict] = {}
         self._lock = threading.Lock()  # prefetch threads read bookmarks concurrently

@@ -221,6 +221,13 @@ class TapNylas(Tap):
         finally:
             self.state_writer.flush()
 
+    def run_sync_dry_run(self, *args: t.Any, **kwargs: t.Any) -> bool:  # type: ignore[misc]
+        """The SDK's dry run (`--test`, the SDK's tests), then the STATE held back."""
+        try:
+            return super().run_sync_dry_run(*args, **kwargs)
+        finally:
+            self.state_writer.flush()
+
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SDK signal hook (final STATE, then exit), deferred while a line is being written."""
         writer = self.message_writer

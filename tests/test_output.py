@@ -47,7 +47,8 @@ def test_sigterm_between_writes_stops_at_once() -> None:
     assert json.loads(line)["type"] == "STATE"
 
 
-def test_state_is_held_back_until_the_output_outweighs_it() -> None:
+def test_state_is_held_back_until_the_output_outweighs_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ProportionalStateWriter, "INTERVAL_SECONDS", 0)
     writer = WholeLineWriter()
     states = ProportionalStateWriter(writer)
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
@@ -68,3 +69,20 @@ def test_state_is_held_back_until_the_output_outweighs_it() -> None:
     assert 2 <= len(state_lines) < 2000 / 10
     assert state_bytes <= record_bytes / ProportionalStateWriter.RATIO + len(lines[-2]) + 1
     assert state_lines[-1]["value"]["bookmarks"]["messages"]["at"] == 1999  # the last one
+
+
+def test_state_waits_for_the_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("tap_nylas.output.time.monotonic", lambda: clock[0])
+    writer = WholeLineWriter()
+    states = ProportionalStateWriter(writer)
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    with contextlib.redirect_stdout(out):
+        for n in range(10):
+            writer.write_message(RecordMessage(stream="s", record={"x": "y" * 10_000}))
+            clock[0] += 60
+            states.write_state({"n": n})  # output outweighs the state, but 5 min must pass
+        out.flush()
+        text = out.buffer.getvalue().decode()  # type: ignore[attr-defined]
+    written = [json.loads(line)["value"]["n"] for line in text.splitlines() if "STATE" in line]
+    assert written == [4, 9]  # after 300 s, then after the next 300 s

@@ -104,3 +104,20 @@ def test_an_unexpected_partition_is_fetched_directly() -> None:
     source = Source(size=2)
     prefetcher = PartitionPrefetcher(source.fetch, partitions(3), workers=2)
     assert list(prefetcher.records({"n": 9})) == [{"n": 9, "i": 0}, {"n": 9, "i": 1}]
+
+
+def test_one_slow_partition_does_not_idle_the_other_workers() -> None:
+    done: list[int] = []
+
+    def fetch(partition: t.Mapping[str, t.Any]) -> t.Iterator[dict]:
+        time.sleep(0.6 if partition["n"] == 0 else 0.01)
+        done.append(partition["n"])
+        yield {"n": partition["n"]}
+
+    parts = partitions(20)
+    prefetcher = PartitionPrefetcher(fetch, parts, workers=2)
+    first = prefetcher.records(parts[0])
+    assert next(first) == {"n": 0}
+    # while partition 0 was slow, the other worker went on through the read-ahead window
+    assert len(done) >= 2 * PartitionPrefetcher.AHEAD_PER_WORKER - 1
+    first.close()
