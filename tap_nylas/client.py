@@ -369,8 +369,13 @@ class GrantScopedStream(NylasStream):
                 state_partitioning_keys=self.state_partitioning_keys,
                 is_sorted=self.is_sorted,
                 check_sorted=self.check_sorted,
+                keeps_bookmark=self.keeps_bookmark,
             )
         return t.cast("IndexedStateManager", self._state_manager)
+
+    def keeps_bookmark(self, partition: Context) -> bool:
+        """Whether the partition's requests filter on its bookmark, so it is worth keeping."""
+        return True
 
     def get_replication_key_signpost(self, context: Context | None = None) -> int | None:
         """No bookmark may pass the moment this run started (epoch seconds)."""

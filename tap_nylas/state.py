@@ -23,9 +23,12 @@ PartitionKey = tuple[tuple[str, t.Any], ...]
 class IndexedStateManager(StreamStateManager):
     """`StreamStateManager` whose partition lookup is a dict hit, not a list scan."""
 
-    def __init__(self, **kwargs: t.Any) -> None:
-        """Same arguments as the SDK's manager."""
+    def __init__(
+        self, *, keeps_bookmark: t.Callable[[Context], bool] = lambda _: True, **kwargs: t.Any
+    ) -> None:
+        """The SDK manager's arguments, and which partitions keep a bookmark of their own."""
         super().__init__(**kwargs)
+        self._keeps_bookmark = keeps_bookmark
         # The SDK logs each partition's starting bookmark at INFO: a line per grant and
         # stream. Here they go to `<tap>.<stream>.bookmarks`, shown from WARNING up.
         self._logger = self._logger.getChild("bookmarks")
@@ -33,6 +36,13 @@ class IndexedStateManager(StreamStateManager):
         self._partitions: list[dict] | None = None
         self._index: dict[PartitionKey, dict] = {}
         self._lock = threading.Lock()  # prefetch threads read bookmarks concurrently
+
+    def get_state_partition_context(self, context: Context | None) -> Context | None:  # type: ignore[override]
+        """The partition's bookmark keys; none (stream level) where it keeps no bookmark."""
+        partition = super().get_state_partition_context(context)
+        if partition and not self._keeps_bookmark(partition):
+            return {}
+        return partition
 
     def get_context_state(self, context: Context | None) -> dict:
         """The state entry of a partition, created on first use."""
@@ -53,8 +63,11 @@ class IndexedStateManager(StreamStateManager):
         Prefetch threads read bookmarks ahead of the SDK; creating entries then would
         make STATE written meanwhile differ from a sequential run's.
         """
+        partition = self.get_state_partition_context(context)
+        if not partition:
+            return None  # the partition keeps no bookmark of its own
         with self._lock:
-            entry = self._lookup(self.get_state_partition_context(context))
+            entry = self._lookup(partition)
         return None if entry is None else entry.get("replication_key_value")
 
     def _lookup(self, partition: Context) -> dict | None:
