@@ -199,7 +199,7 @@ class EventsStream(GrantScopedStream):
             calendar_id=context["calendar_id"], start=context["start"], end=context["end"]
         )
         provider = self.directory.provider(context["grant_id"])
-        if provider not in {"icloud", "ews"}:  # these reject show_cancelled
+        if provider not in {"icloud", "ews"}:  # these do not support show_cancelled
             params["show_cancelled"] = "true"
         if provider == "google":
             params["event_type"] = list(GOOGLE_EVENT_TYPES)

@@ -42,6 +42,10 @@ def test_bookmarks_are_per_grant_and_a_new_grant_starts_at_start_date(
         ("g2",): START_EPOCH + 5 * HOUR,
     }
     assert _param(api, "/messages", "received_after") == [str(START_EPOCH)] * 2
+    # compact: the replication key once per stream, a context and a value per grant
+    messages_state = state["bookmarks"]["messages"]
+    assert messages_state["replication_key"] == "date"
+    assert all(set(p) == {"context", "replication_key_value"} for p in messages_state["partitions"])
 
     api.add_grant("g3")  # joined since the last run
     api.mocker.reset_mock()
