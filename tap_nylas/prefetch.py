@@ -51,6 +51,7 @@ class PartitionPrefetcher:
         self._queues: dict[int, queue.Queue] = {}
         self._tasks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._next_index = 0  # the partition the consumer is expected to ask for next
+        self._queued = 0  # partitions before this index have been handed to the workers
         self._stop = threading.Event()
         self._started = False
 
@@ -83,11 +84,10 @@ class PartitionPrefetcher:
         In order, so the partition being written has always been started: workers
         blocked on full queues of later partitions can never starve it.
         """
-        first_new = len(self._queues) and max(self._queues) + 1
-        for index in range(max(first_new, self._next_index - 1), min(end, len(self._partitions))):
-            if index not in self._queues:
-                self._queues[index] = queue.Queue(self._batches_ahead)
-                self._tasks.put(index)
+        for index in range(self._queued, min(end, len(self._partitions))):
+            self._queues[index] = queue.Queue(self._batches_ahead)
+            self._tasks.put(index)
+            self._queued = index + 1
         if not self._started:
             self._started = True
             for n in range(self._workers):
