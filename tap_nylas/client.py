@@ -1,4 +1,4 @@
-"""HTTP for every Nylas stream: base URL, auth, headers, errors, retries and pagination."""
+"""HTTP for every Nylas stream: base URL, auth, errors, retries, paging and slices."""
 
 from __future__ import annotations
 
@@ -8,35 +8,42 @@ import random
 import threading
 import time
 import typing as t
+from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import urlparse
 
 import msgspec
 import requests
+import urllib3
 from singer_sdk import RESTStream
 from singer_sdk.authenticators import BearerTokenAuthenticator
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.pagination import BaseAPIPaginator
+from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
+from singer_sdk.streams.rest import PageContext
 
 from tap_nylas import __version__, schemas
-from tap_nylas.errors import ApiKeyRejectedError, PartitionUnavailableError, RepeatedCursorError
-from tap_nylas.prefetch import PartitionPrefetcher
+from tap_nylas.errors import (
+    ApiKeyRejectedError,
+    ApplicationRequestError,
+    PartitionFailedError,
+    PartitionUnavailableError,
+    RepeatedCursorError,
+    RetryableError,
+    TapNylasError,
+)
 from tap_nylas.state import IndexedStateManager
 
 if t.TYPE_CHECKING:
-    from collections.abc import Generator, Iterable, Iterator
+    from collections.abc import Callable, Generator, Iterator
 
     from singer_sdk.helpers.types import Context
-    from singer_sdk.streams.rest import HTTPRequest, PageContext
 
     from tap_nylas.directory import GrantDirectory
+    from tap_nylas.scheduler import Partition, Scheduler
 
 REGION_URLS = {"us": "https://api.us.nylas.com", "eu": "https://api.eu.nylas.com"}
 
-# Nylas caps a request at 120 s server-side; give the response a little more to arrive.
-REQUEST_TIMEOUT_SECONDS = 150
 MAX_RETRY_WAIT_SECONDS = 120.0
 # Substrings Nylas uses when a provider lacks an endpoint (the API's own typo included).
 UNSUPPORTED_MARKERS = (
@@ -44,21 +51,34 @@ UNSUPPORTED_MARKERS = (
     "an internal error ocurred",
     "an internal error occurred",
 )
+ADMIN_HINTS = {
+    403: "the API key is not allowed to read it",
+    404: "check api_url: it is the base URL without a path, e.g. https://api.us.nylas.com",
+}
 
 _decode_json = msgspec.json.Decoder().decode
 
 
 def response_body(response: requests.Response) -> t.Any:
-    """The decoded JSON body, parsed once per response and shared by parser and paginator."""
+    """The decoded JSON body, parsed once per response and shared by parser and paginator.
+
+    A body that is not JSON is an answer the tap does not understand: it is retried,
+    never read as an empty page.
+    """
     body = getattr(response, "_nylas_body", None)
     if body is None:
-        body = _decode_json(response.content) if response.content else {}
+        try:
+            body = _decode_json(response.content) if response.content else {}
+        except msgspec.DecodeError:
+            kind = response.headers.get("Content-Type") or "no content type"
+            msg = f"HTTP {response.status_code} on {_path(response)}: the body is not JSON ({kind})"
+            raise RetryableError(msg) from None
         response._nylas_body = body  # type: ignore[attr-defined]
     return body
 
 
-def page_records(body: t.Any) -> list[dict]:
-    """Records of a list response, whatever envelope Nylas chose for it.
+def page_records(body: t.Any) -> list[dict] | None:
+    """Records of a list response, whatever envelope Nylas chose for it; None if none.
 
     Nylas answers lists as `data: [...]`, as a bare array (scheduled messages per the
     spec), or nested one level down (`data.threads`, `data.schedules`, `data.items`).
@@ -72,14 +92,14 @@ def page_records(body: t.Any) -> list[dict]:
         for key in ("items", "threads", "schedules"):
             if isinstance(data.get(key), list):
                 return t.cast("list[dict]", data[key])
-    return []
+    return None
 
 
 def error_type_and_message(response: requests.Response) -> tuple[str, str]:
     """The Nylas error `type` (unprefixed) and `message`, or empty strings."""
     try:
         error = response_body(response).get("error") or {}
-    except (msgspec.DecodeError, AttributeError):
+    except (RetryableError, AttributeError):
         return "", ""
     if not isinstance(error, dict):
         return "", str(error)
@@ -87,34 +107,46 @@ def error_type_and_message(response: requests.Response) -> tuple[str, str]:
 
 
 def retry_after_seconds(response: requests.Response | None) -> float | None:
-    """Seconds the server asked us to wait (`Retry-After` as seconds or an HTTP date)."""
+    """Seconds the server asked us to wait (`Retry-After` as seconds or an HTTP date).
+
+    Anything else (`soon`) is ignored: the usual backoff applies.
+    """
     value = response.headers.get("Retry-After") if response is not None else None
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
         moment = email.utils.parsedate_to_datetime(value)
-        return max(0.0, moment.timestamp() - time.time()) if moment else None
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
 
 
-class ThrottleGate:
-    """After a 429 every thread waits, not just the one that got it: the limits are shared."""
+def read_body(response: requests.Response, deadline: float) -> None:
+    """Read the whole body before `deadline`, or raise: `timeout` is per socket read.
 
-    def __init__(self) -> None:
-        """Open gate."""
-        self._resume_at = 0.0
-        self._lock = threading.Lock()
+    A response trickling a byte every few seconds never trips a read timeout; it is
+    abandoned here and retried.
+    """
+    chunks = []
+    try:
+        while chunk := response.raw.read1(65536, decode_content=True):
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                response.close()
+                msg = f"no whole answer on {_path(response)} within request_timeout_seconds"
+                raise RetryableError(msg)
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        msg = f"connection lost while reading {_path(response)} ({type(error).__name__})"
+        raise RetryableError(msg) from None
+    response._content = b"".join(chunks)  # what `response.content` returns from now on
 
-    def pause(self, seconds: float) -> None:
-        """Hold every request for `seconds` from now."""
-        with self._lock:
-            self._resume_at = max(self._resume_at, time.monotonic() + seconds)
 
-    def wait(self) -> None:
-        """Sleep while the gate is closed."""
-        while (delay := self._resume_at - time.monotonic()) > 0:
-            time.sleep(delay)
+def _path(response: requests.Response) -> str:
+    return urlparse(response.url or "").path or "?"
 
 
 class CursorPaginator(BaseAPIPaginator["str | None"]):
@@ -158,12 +190,46 @@ class OffsetPagePaginator(BaseAPIPaginator[int]):
     def get_next(self, response: requests.Response) -> int | None:
         """The next offset: past what this page actually held."""
         body = response_body(response)
-        count = len(page_records(body))
+        count = len(page_records(body) or ())
         # The server echoes the limit it applied, which may be lower than the one asked for.
         applied = body.get("limit") if isinstance(body, dict) else None
         if count == 0 or count < (applied or self._limit):
             return None
         return int(self.current_value) + count
+
+
+@dataclass
+class Slice:
+    """A part of a partition that pages on its own: its cursor, its filters, its range.
+
+    `context` is the partition's context plus this slice's query parameters. A slice
+    of a time-range split keeps only records whose replication key lies in
+    [`low`, `high`] (bounds sent one second wider, as Nylas does not document whether
+    they are inclusive) and none whose ID `exclude` names (emitted by the slice it was
+    split from).
+    """
+
+    context: dict
+    paginator: BaseAPIPaginator
+    low: int | None = None
+    high: int | None = None
+    exclude: frozenset[str] = frozenset()
+    pages: int = 0
+    depth: int = 0
+
+    @property
+    def finished(self) -> bool:
+        """Whether the slice has no more pages."""
+        return self.paginator.finished
+
+    def keeps(self, record: dict, key: str | None) -> bool:
+        """Whether `record` belongs to this slice (and to no slice it overlaps)."""
+        if self.exclude and record.get("id") in self.exclude:
+            return False
+        value = record.get(key) if key else None
+        if not isinstance(value, int):
+            return True
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
 
 
 class NylasStream(RESTStream[t.Any]):
@@ -173,11 +239,10 @@ class NylasStream(RESTStream[t.Any]):
     max_page_size: t.ClassVar[int] = 200
     #: "cursor" for grant-scoped lists, "offset" for admin lists, None for unpaginated.
     paging: t.ClassVar[str | None] = "cursor"
-    #: Endpoints that take the application API key only; a 401 there means a bad key.
+    #: Endpoints that take the application API key only; failures there stop the run.
     admin_endpoint: t.ClassVar[bool] = False
 
     schema: t.ClassVar[StreamSchema] = StreamSchema(SchemaDirectory(schemas))
-    timeout = REQUEST_TIMEOUT_SECONDS
     # Records are decoded JSON already, so the SDK's type conformance (half the CPU of a
     # sync, measured) would change nothing; `post_process` only drops unknown fields.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
@@ -210,7 +275,7 @@ class NylasStream(RESTStream[t.Any]):
 
     @property
     def requests_session(self) -> requests.Session:
-        """One session (connection pool) per thread: prefetch workers share no socket."""
+        """One session (connection pool) per thread: workers share no socket."""
         session: requests.Session | None = getattr(self._thread_local, "session", None)
         if session is None:
             session = self._thread_local.session = requests.Session()
@@ -227,23 +292,18 @@ class NylasStream(RESTStream[t.Any]):
     def _thread_local(self) -> threading.local:
         return threading.local()
 
-    def get_http_request(self, *, page: PageContext) -> HTTPRequest:
-        """The SDK's request, sent only once any 429 pause of the run has passed."""
-        self._tap.throttle.wait()  # type: ignore[attr-defined]
-        return super().get_http_request(page=page)
-
     @property
     def page_size(self) -> int:
         """`page_size` from config, capped at what the endpoint allows."""
         return min(int(self.config.get("page_size") or self.max_page_size), self.max_page_size)
 
-    def get_new_paginator(self) -> BaseAPIPaginator | None:
+    def get_new_paginator(self) -> BaseAPIPaginator:
         """A paginator matching the endpoint's paging style."""
         if self.paging == "cursor":
             return CursorPaginator()
         if self.paging == "offset":
             return OffsetPagePaginator(self.page_size)
-        return None
+        return SinglePagePaginator()
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         """Paging parameters; streams add their filters on top."""
@@ -253,9 +313,136 @@ class NylasStream(RESTStream[t.Any]):
             return {"limit": self.page_size, "offset": next_page_token}
         return {}
 
-    def parse_response(self, response: requests.Response) -> Iterable[dict]:
-        """Records of the page, decoded once."""
-        return page_records(response_body(response))
+    # One request, classified: the scheduler and `request_records` decide what follows.
+
+    def new_slice(self, context: Context | None, **bounds: t.Any) -> Slice:
+        """A slice reading `context` from its first page."""
+        return Slice(dict(context or {}), self.get_new_paginator(), **bounds)
+
+    def fetch_slice_page(self, piece: Slice) -> list[dict]:
+        """One attempt at the next page of `piece`: its records, the slice advanced.
+
+        Raises `RetryableError` for what is worth another try, `PartitionUnavailableError`
+        for a grant or calendar that cannot be read, and other errors for the rest.
+        """
+        paginator = piece.paginator
+        request = self.get_http_request(
+            page=PageContext(stream_context=piece.context, next_page_token=paginator.current_value)
+        )
+        prepared = self.build_prepared_request(
+            method=request.method,
+            url=request.url,
+            params=request.encode_params(),
+            headers=request.headers,
+        )
+        response = self.send(prepared)
+        self.validate_response(response)
+        records = page_records(response_body(response))
+        if records is None:
+            msg = f"HTTP {response.status_code} on {_path(response)}: no list of records in it"
+            raise RetryableError(msg)
+        try:
+            paginator.advance(response)
+        except RepeatedCursorError:
+            raise
+        except RuntimeError as error:  # the SDK's loop detection
+            raise RepeatedCursorError(str(error)) from None
+        piece.pages += 1
+        return [r for r in records if piece.keeps(r, self.replication_key)]
+
+    def send(self, prepared: requests.PreparedRequest) -> requests.Response:
+        """Send, read the whole body within the request deadline, or raise `RetryableError`."""
+        timeout = float(self.config.get("request_timeout_seconds") or 150)
+        deadline = time.monotonic() + timeout
+        try:
+            response = self.requests_session.send(
+                prepared, stream=True, timeout=(min(timeout, 30.0), timeout)
+            )
+        except requests.exceptions.RequestException as error:
+            msg = f"request to {urlparse(prepared.url or '').path} failed ({type(error).__name__})"
+            raise RetryableError(msg) from None
+        read_body(response, deadline)
+        return response
+
+    def validate_response(self, response: requests.Response) -> None:
+        """Classify failures: retry, skip one grant or calendar, or stop with a clear line."""
+        status = response.status_code
+        if status < 400:
+            return
+        message = self.response_error_message(response)
+        if status == 429:
+            scope: t.Literal["grant", "application"] = (
+                "application" if self.admin_endpoint else "grant"
+            )
+            raise RetryableError(message, retry_after=retry_after_seconds(response), scope=scope)
+        if status >= 500:
+            raise RetryableError(message, retry_after=retry_after_seconds(response))
+        if self.admin_endpoint:
+            if status == 401:
+                raise ApiKeyRejectedError(self._region_hint())
+            hint = ADMIN_HINTS.get(status, "Nylas refused the request")
+            msg = f"Cannot read {self.name}: {message}; {hint}"
+            raise ApplicationRequestError(msg)
+        error_type, detail = error_type_and_message(response)
+        if status in {401, 403, 404} or any(m in detail.lower() for m in UNSUPPORTED_MARKERS):
+            raise PartitionUnavailableError(status, error_type, detail)
+        raise PartitionFailedError(message)
+
+    def _region_hint(self) -> str:
+        if api_url := self.config.get("api_url"):
+            url = urlparse(str(api_url))
+            where = f"api_url {url.scheme}://{url.hostname}{f':{url.port}' if url.port else ''}"
+        else:
+            where = f"region '{self.config['region']}'"
+        return (
+            f"Nylas rejected the API key (HTTP 401 on {self.path}): check that api_key is a "
+            f"current API key of your Nylas application and that {where} is where the "
+            f"application lives (a key used against the wrong region always gets 401)"
+        )
+
+    def response_error_message(self, response: requests.Response) -> str:
+        """Status, path and the Nylas error, without headers, query or secrets."""
+        detail = ": ".join(filter(None, error_type_and_message(response))) or response.reason
+        return f"HTTP {response.status_code} on {_path(response)}: {detail}"
+
+    def request_records(self, context: Context | None) -> Iterator[dict]:
+        """Every page of a list, one request after another, retrying on this thread.
+
+        For application-level lists and calendar listings; grant-scoped streams are read
+        by the scheduler. A failure that outlasts its retries stops the run here for
+        application-level lists, and is the partition's failure otherwise.
+        """
+        piece = self.new_slice(context)
+        while not piece.finished:
+            yield from self.with_retries(lambda: self.fetch_slice_page(piece))
+
+    def with_retries(self, attempt: Callable[[], list[dict]]) -> list[dict]:
+        """`attempt()`, retried on `RetryableError` with backoff (or `Retry-After`)."""
+        retries = int(self.config["max_retries"])
+        factor = float(self.config["backoff_factor"])
+        for tries in range(retries + 1):
+            try:
+                return attempt()
+            except RepeatedCursorError as error:
+                raise self._give_up(str(error)) from None
+            except RetryableError as error:
+                if tries == retries:
+                    detail = f"{error} (still failing after {retries} retries)"
+                    raise self._give_up(detail) from None
+                jitter = random.uniform(1.0, 1.25)  # noqa: S311 - spreads retries, not crypto
+                wait = error.retry_after
+                wait = factor * 2**tries * jitter if wait is None else wait
+                wait = min(wait, MAX_RETRY_WAIT_SECONDS)
+                self.logger.warning(
+                    "Retrying %s in %.1f s (try %d): %s", self.name, wait, tries + 1, error
+                )
+                time.sleep(wait)
+        raise AssertionError  # pragma: no cover - the loop returns or raises
+
+    def _give_up(self, detail: str) -> Exception:
+        if self.admin_endpoint:
+            return ApplicationRequestError(f"Cannot read {self.name}: {detail}")
+        return PartitionFailedError(detail)
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         """Only the fields the schema declares (Nylas adds fields; targets expect the schema)."""
@@ -266,72 +453,14 @@ class NylasStream(RESTStream[t.Any]):
     def _schema_fields(self) -> frozenset[str]:
         return frozenset(self.schema["properties"])
 
-    def validate_response(self, response: requests.Response) -> None:
-        """Classify failures: retry, skip one grant or calendar, or stop with a clear line."""
-        status = response.status_code
-        if status < 400:
-            return
-        if status == 429 or status >= 500:
-            raise RetriableAPIError(self.response_error_message(response), response)
-        error_type, message = error_type_and_message(response)
-        if status == 401 and self.admin_endpoint:
-            raise ApiKeyRejectedError(self._region_hint())
-        if status in {401, 403, 404} or any(m in message.lower() for m in UNSUPPORTED_MARKERS):
-            raise PartitionUnavailableError(status, error_type, message)
-        raise FatalAPIError(self.response_error_message(response))
+    def note_incomplete(self, reason: str) -> None:
+        """Remember that this run did not read all of the stream, and why."""
+        self.incomplete_reasons.append(reason)
 
-    def _region_hint(self) -> str:
-        where = self.config.get("api_url") or f"region '{self.config['region']}'"
-        return (
-            f"Nylas rejected the API key (HTTP 401 on {self.path}): check that api_key is a "
-            f"current API key of your Nylas application and that {where} is where the "
-            f"application lives (a key used against the wrong region always gets 401)"
-        )
-
-    def response_error_message(self, response: requests.Response) -> str:
-        """Status, path and the Nylas error, without headers or secrets."""
-        detail = ": ".join(filter(None, error_type_and_message(response))) or response.reason
-        return f"HTTP {response.status_code} on {response.request.path_url}: {detail}"
-
-    # Retries: 429, 5xx and dropped connections, exponential with factor `backoff_factor`,
-    # honouring Retry-After.
-
-    def backoff_max_tries(self) -> int:
-        """One try plus `max_retries` retries."""
-        return int(self.config["max_retries"]) + 1
-
-    def backoff_jitter(self, value: float) -> float:
-        """No extra jitter: the wait generator adds its own, never to a server-given wait."""
-        return value
-
-    def backoff_wait_generator(self) -> Generator[float, t.Any, None]:
-        """Wait `Retry-After` when given, else factor * 2**attempt seconds with jitter."""
-        factor = float(self.config["backoff_factor"])
-        attempt = 0
-        exception = yield  # type: ignore[misc]
-        while True:
-            server_wait = retry_after_seconds(getattr(exception, "response", None))
-            if server_wait is None:
-                wait = factor * 2**attempt * random.uniform(1.0, 1.25)  # noqa: S311
-            else:
-                wait = server_wait
-            attempt += 1
-            exception = yield min(wait, MAX_RETRY_WAIT_SECONDS)
-
-    def backoff_handler(self, details: t.Any) -> None:
-        """One warning line per retry, naming what failed."""
-        exception = details.get("exception")
-        reason = str(exception) if isinstance(exception, RetriableAPIError) else repr(exception)
-        response = getattr(exception, "response", None)
-        if response is not None and response.status_code == 429:
-            self._tap.throttle.pause(details.get("wait", 0.0))  # type: ignore[attr-defined]
-        self.logger.warning(
-            "Retrying %s in %.1f s (try %d): %s",
-            self.name,
-            details.get("wait", 0.0),
-            details.get("tries", 0),
-            reason,
-        )
+    @cached_property
+    def incomplete_reasons(self) -> list[str]:
+        """Why this run did not read the whole stream (skipped or failed partitions)."""
+        return []
 
 
 class GrantScopedStream(NylasStream):
@@ -340,6 +469,8 @@ class GrantScopedStream(NylasStream):
     The grant list comes from the tap's grant directory (one listing of `/v3/grants` per
     run). Each grant is a stream partition, which keeps one bookmark per grant while the
     tap writes STATE at a linear cost (README: "State, scale, concurrency and sharding").
+    Pages are fetched by the tap's scheduler (`scheduler.py`), partitions written as they
+    complete.
     """
 
     primary_keys: t.ClassVar[tuple[str, ...]] = ("grant_id", "id")
@@ -349,6 +480,8 @@ class GrantScopedStream(NylasStream):
     since_param: t.ClassVar[str | None] = None
     #: Context keys of a bookmark: per grant, whatever else a request's context carries.
     bookmark_keys: t.ClassVar[tuple[str, ...]] = ("grant_id",)
+    #: A stream whose partitions can only be worked out once that stream is written.
+    depends_on: t.ClassVar[str | None] = None
 
     @property  # type: ignore[misc]
     def state_partitioning_keys(self) -> list[str]:
@@ -392,6 +525,11 @@ class GrantScopedStream(NylasStream):
             return None
         return int(bookmark) - int(self.config["incremental_lookback_seconds"])
 
+    def lower_bound(self, context: Context) -> int | None:
+        """What the incremental filter asks for: bookmark minus look-back, never before start."""
+        bounds = [b for b in (self.since(context), self._tap.start_epoch) if b is not None]  # type: ignore[attr-defined]
+        return max(bounds) if bounds else None
+
     @cached_property
     def partitions(self) -> list[dict] | None:
         """The stream's partitions, worked out once per run."""
@@ -405,26 +543,19 @@ class GrantScopedStream(NylasStream):
         """One context per valid grant whose provider has this endpoint."""
         return self.directory.grant_partitions(self)
 
-    def get_records(self, context: Context | None) -> Iterator[dict]:
-        """Records of one partition; one that became unavailable is skipped with a warning."""
-        if not context:  # the SDK syncs an empty partition list as one context-less call
-            return
-        # The partitions before this one are finished: a STATE now vouches for them (the
-        # tap's state writer decides whether one goes out, see output.py).
-        self._write_state_message()
-        if signpost := self.get_replication_key_signpost(context):
-            self.state_manager.write_replication_key_signpost(signpost, context=context)
-        try:
-            if self.prefetcher:
-                yield from self.prefetcher.records(context)
-            else:
-                yield from self.partition_records(context)
-        except PartitionUnavailableError as error:
-            where = ", ".join(f"{k} {v}" for k, v in context.items())
-            self.logger.warning("Skipping %s for %s: %s", self.name, where, error)
-            # What was read before the failure must not advance the bookmark: newest-first
-            # lists would otherwise skip the older records that were never read.
-            self.get_context_state(context).pop("progress_markers", None)
+    def initial_slices(self, context: Context) -> list[Slice]:
+        """How a partition is read at first: one slice; streams may cut it up."""
+        return [self.new_slice(context)]
+
+    def split_slice(self, piece: Slice, records: list[dict], idle: int) -> list[Slice] | None:
+        """Slices replacing `piece` after a page, to read it in parallel; None to go on."""
+        return None
+
+    def keep_keyed(self, records: list[dict], context: Context) -> tuple[list[dict], int]:
+        """Records that carry their key, and how many did not (they cannot be merged)."""
+        needed = [k for k in self.primary_keys if k not in context]
+        kept = [r for r in records if all(r.get(k) is not None for k in needed)]
+        return kept, len(records) - len(kept)
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         """Key every record by its partition.
@@ -441,20 +572,92 @@ class GrantScopedStream(NylasStream):
         """Paging, plus the incremental filter where the stream has one."""
         params = super().get_url_params(context, next_page_token)
         if self.since_param and context:
-            bounds = [b for b in (self.since(context), self._tap.start_epoch) if b is not None]  # type: ignore[attr-defined]
-            if bounds:
-                params[self.since_param] = max(bounds)
+            if self.since_param in context:  # a time-range slice carries its own bound
+                params[self.since_param] = context[self.since_param]
+            elif (lower := self.lower_bound(context)) is not None:
+                params[self.since_param] = lower
         return params
 
-    @cached_property
-    def prefetcher(self) -> PartitionPrefetcher | None:
-        """Fetches the next partitions while this one is written (`max_concurrency`)."""
-        workers = int(self.config["max_concurrency"])
-        partitions = self.partitions or []
-        if workers <= 1 or len(partitions) <= 1:
-            return None
-        return PartitionPrefetcher(self.partition_records, partitions, workers)
+    def partition_started(self, context: Context) -> None:
+        """Called before the first record of a partition is written."""
 
-    def partition_records(self, context: Context) -> Iterable[dict]:
-        """Records of one partition, all pages."""
-        return self.request_records(context)
+    def partition_written(self, context: Context) -> None:
+        """Called once every record of a partition was written, if it was read in full."""
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The tap's scheduler, shared by every grant-scoped stream."""
+        return self._tap.scheduler  # type: ignore[attr-defined]
+
+    # The one place the tap replaces an SDK internal: `Stream._sync_records` walks
+    # `partitions` in list order, one after another. Here partitions come from the
+    # scheduler in completion order; per record this does what the SDK does (post-process,
+    # write, bookmark, dry-run limit); per partition it finalises the bookmark only when
+    # the partition was read in full, and otherwise keeps the old one and reports why.
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> Generator[dict, t.Any, t.Any]:
+        record_counter = self.get_record_counter()
+        timer = self.get_sync_timer()
+        index = 0
+        selected = self.selected
+        stats = self.scheduler.stats[self.name]
+        with record_counter, timer:
+            while (partition := self.scheduler.next_partition(self)) is not None:
+                current = partition.context
+                if signpost := self.get_replication_key_signpost(current):
+                    self.state_manager.write_replication_key_signpost(signpost, context=current)
+                self.partition_started(current)
+                try:
+                    for page in self.scheduler.pages(partition):
+                        for row in page:
+                            self._check_max_record_limit(current_record_index=index)
+                            record = self.post_process(row, current)
+                            if record is None:
+                                continue
+                            if selected:
+                                if write_messages:
+                                    self._write_record_message(record)
+                                self._increment_stream_state(record, context=current)
+                                record_counter.increment()
+                                stats.records += 1
+                                yield record
+                            index += 1
+                except (PartitionUnavailableError, PartitionFailedError, TapNylasError) as error:
+                    self._partition_done(partition, error)
+                except RepeatedCursorError as error:
+                    self._partition_done(partition, PartitionFailedError(str(error)))
+                else:
+                    self._partition_done(partition, None)
+                # Every partition written so far is complete: a STATE may vouch for them
+                # (the tap's state writer decides whether one goes out, see output.py).
+                if write_messages:
+                    self._write_state_message()
+        if write_messages:
+            self._write_state_message()
+
+    def _partition_done(self, partition: Partition, error: Exception | None) -> None:
+        """Finalise a written partition's bookmark, or keep the old one and say why."""
+        current = partition.context
+        if isinstance(error, PartitionUnavailableError):
+            self._keep_old_bookmark(current, f"skipped: {error}", logging_level="warning")
+        elif error is not None:
+            self._keep_old_bookmark(current, f"failed: {error}", logging_level="error")
+            self._tap.report_failure(self, current, error)  # type: ignore[attr-defined]
+        elif partition.keyless:
+            keys = ", ".join(self.primary_keys)
+            why = f"{partition.keyless} records without their key ({keys}) were left out"
+            self._keep_old_bookmark(current, why, logging_level="warning")
+        else:
+            if self.replication_key:
+                self._finalize_state(self.get_context_state(current))
+            self.partition_written(current)
+
+    def _keep_old_bookmark(self, context: Context, why: str, *, logging_level: str) -> None:
+        """What was read of a partition must not move its bookmark past unread records."""
+        where = ", ".join(f"{k} {v}" for k, v in context.items())
+        keeps = "; its bookmark stays where it was" if self.replication_key else ""
+        getattr(self.logger, logging_level)("%s for %s %s%s", self.name, where, why, keeps)
+        self.note_incomplete(f"{where} {why}")
+        if self.replication_key:
+            self.get_context_state(context).pop("progress_markers", None)

@@ -11,7 +11,7 @@ import typing as t
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from tap_nylas.errors import ConfigError, PartitionUnavailableError
+from tap_nylas.errors import ConfigError, PartitionFailedError, PartitionUnavailableError
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -74,7 +74,13 @@ class GrantDirectory:
     def grant_records(self) -> list[dict]:
         """Every grant record of this run, in API order, listed once."""
         if self._records is None:
-            records = list(self._tap.streams["grants"].request_records(None))  # type: ignore[attr-defined]
+            grants = self._tap.streams["grants"]
+            records = []
+            for record in grants.request_records(None):  # type: ignore[attr-defined]
+                if record.get("id"):
+                    records.append(record)
+                else:
+                    grants.logger.warning("Skipping a grant without an id: %s", sorted(record))
             found = {r["id"] for r in records}
             if missing := self._wanted - found:
                 msg = (
@@ -145,7 +151,17 @@ class GrantDirectory:
     def _list_calendars(self, events: GrantScopedStream, grant_id: str) -> list[str]:
         calendars = self._tap.streams["calendars"]
         try:
-            return [r["id"] for r in calendars.request_records({"grant_id": grant_id})]  # type: ignore[attr-defined]
+            calendar_ids = [
+                r["id"]
+                for r in calendars.request_records({"grant_id": grant_id})  # type: ignore[attr-defined]
+                if r.get("id")
+            ]
         except PartitionUnavailableError as error:
             events.logger.warning("Skipping events for grant %s: %s", grant_id, error)
-            return []
+        except PartitionFailedError as error:
+            events.logger.error("Skipping events for grant %s: %s", grant_id, error)
+            self._tap.report_failure(events, {"grant_id": grant_id}, error)  # type: ignore[attr-defined]
+        else:
+            return calendar_ids
+        events.note_incomplete(f"grant {grant_id}: its calendars could not be listed")
+        return []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing as t
+
 from singer_sdk.exceptions import FatalAPIError
 
 
@@ -17,8 +19,40 @@ class ApiKeyRejectedError(TapNylasError, FatalAPIError):
     """Nylas answered 401 to an application-level call: wrong key or wrong region."""
 
 
-class RepeatedCursorError(TapNylasError, FatalAPIError):
+class ApplicationRequestError(TapNylasError, FatalAPIError):
+    """An application-level list (grants, connectors) cannot be read: the run stops."""
+
+
+class RepeatedCursorError(FatalAPIError):
     """Nylas handed back a cursor it had already given: following it would loop."""
+
+
+class RunIncompleteError(TapNylasError):
+    """Some partitions failed; everything else was synced and their bookmarks kept."""
+
+
+class RetryableError(Exception):
+    """A request worth trying again.
+
+    A 429, a 5xx, a dropped or timed-out connection, or a 2xx answer the tap does not
+    understand (never read as an empty page).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        scope: t.Literal["grant", "application"] | None = None,
+    ) -> None:
+        """`scope`: what a 429 throttles (None: only this request waits)."""
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.scope = scope
+
+
+class PartitionFailedError(Exception):
+    """One grant or calendar kept failing: it is skipped, its bookmark kept, the run fails."""
 
 
 class PartitionUnavailableError(FatalAPIError):

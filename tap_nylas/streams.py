@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import typing as t
 from functools import cached_property
 
-from tap_nylas.client import GrantScopedStream, NylasStream
+from tap_nylas.client import GrantScopedStream, NylasStream, Slice
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
     from singer_sdk.helpers.types import Context
 
@@ -20,6 +21,10 @@ GOOGLE_EVENT_TYPES = ("default", "outOfOffice", "focusTime", "workingLocation")
 UPDATED_AFTER_PROVIDERS = frozenset({"google", "microsoft", "ews"})
 # Grants of these providers have no mailbox or contacts behind them.
 NO_MAIL = frozenset({"virtual-calendar", "zoom"})
+# Time-range slices narrower than this are not split further: the split would cost
+# more requests (each piece ends on a short page) than it saves.
+MIN_MAIL_SLICE = 3600
+MIN_EVENTS_SLICE = 7 * DAY
 
 
 # Application-level lists (API key only, offset paging).
@@ -78,13 +83,18 @@ class CalendarsStream(GrantScopedStream):
     path = "/v3/grants/{grant_id}/calendars"
     unsupported_providers = frozenset({"imap", "zoom"})
 
-    def partition_records(self, context: Context) -> Iterator[dict]:
-        """Calendars of one grant, remembered for the events stream once all are read."""
-        ids = []
-        for record in super().partition_records(context):
-            ids.append(record["id"])
-            yield record
-        self.directory.remember_calendars(context["grant_id"], ids)
+    def partition_started(self, context: Context) -> None:
+        """Collect the grant's calendar IDs as they are written."""
+        self._calendar_ids: list[str] = []
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """The calendar, its ID noted for the events stream."""
+        self._calendar_ids.append(row["id"])
+        return super().post_process(row, context)
+
+    def partition_written(self, context: Context) -> None:
+        """All calendars of the grant are known: events need not list them again."""
+        self.directory.remember_calendars(context["grant_id"], self._calendar_ids)
 
 
 class ContactsStream(GrantScopedStream):
@@ -119,7 +129,77 @@ class FoldersStream(GrantScopedStream):
     unsupported_providers = NO_MAIL
 
 
-class MessagesStream(GrantScopedStream):
+class TimeRangeSlicedStream(GrantScopedStream):
+    """A mailbox list that can be read as disjoint ranges of its replication key.
+
+    After the first page, a grant with more pages is split into time ranges read at
+    once, each paging its own cursor (`max_requests_per_grant` bounds how many run).
+    Nylas documents neither whether `*_after`/`*_before` are inclusive nor the order of
+    threads, so the tap relies on neither: each range is asked one second wider on each
+    side and keeps only records inside it, and the records of the page before the
+    split are excluded by ID from the ranges. Splitting needs a lower bound
+    (`start_date` or a bookmark): without one, adding filters could change what is read.
+    """
+
+    #: Query parameter bounding `replication_key` from above.
+    until_param: t.ClassVar[str]
+
+    def split_slice(self, piece: Slice, records: list[dict], idle: int) -> list[Slice] | None:
+        """After a first page with more to come, ranges covering what the slice covers."""
+        low = piece.low if piece.low is not None else piece.context.get(self.since_param or "")
+        if piece.pages != 1 or piece.finished or low is None or idle < 1:
+            return None
+        if not all(isinstance(r.get(self.replication_key or ""), int) for r in records):
+            return None  # records a range cannot place would come back in every range
+        high = piece.high if piece.high is not None else self._initialized_at // 1000
+        parts = min(2 * idle if piece.depth == 0 else 2, (high - low) // MIN_MAIL_SLICE)
+        if parts < 2:
+            return None
+        exclude = piece.exclude | {r["id"] for r in records if r.get("id") is not None}
+        step = (high - low) // parts
+        edges = [low + step * n for n in range(parts)] + [piece.high]
+        base = {
+            k: v for k, v in piece.context.items() if k not in {self.since_param, self.until_param}
+        }
+        slices = []
+        for n, (start, end) in enumerate(itertools.pairwise(edges)):
+            first = n == 0
+            context = dict(base)
+            # The lowest range keeps the parent's lower filter exactly; the others own
+            # [start, end] and ask one second wider.
+            context[self.since_param or ""] = (
+                piece.context[self.since_param or ""] if first else start - 1
+            )
+            own_end = None if end is None else (end if n == parts - 1 else end - 1)
+            if own_end is not None:
+                context[self.until_param] = own_end + 1
+            slices.append(
+                Slice(
+                    context,
+                    self.get_new_paginator(),
+                    low=piece.low if first else start,
+                    high=own_end,
+                    exclude=frozenset(exclude),
+                    depth=piece.depth + 1,
+                )
+            )
+        return slices
+
+    def initial_slices(self, context: Context) -> list[Slice]:
+        """One slice from the partition's lower bound, when it has one."""
+        lower = self.lower_bound(context)
+        bound = {} if lower is None else {self.since_param or "": lower}
+        return [self.new_slice({**context, **bound})]
+
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        """The incremental filter, and the upper end of a time-range slice."""
+        params = super().get_url_params(context, next_page_token)
+        if context and self.until_param in context:
+            params[self.until_param] = context[self.until_param]
+        return params
+
+
+class MessagesStream(TimeRangeSlicedStream):
     """Messages of each grant, newest first."""
 
     name = "messages"
@@ -127,9 +207,10 @@ class MessagesStream(GrantScopedStream):
     unsupported_providers = NO_MAIL
     replication_key = "date"
     since_param = "received_after"
+    until_param = "received_before"
 
 
-class ThreadsStream(GrantScopedStream):
+class ThreadsStream(TimeRangeSlicedStream):
     """Threads of each grant; Nylas caps this endpoint's `limit` at 50."""
 
     name = "threads"
@@ -138,6 +219,7 @@ class ThreadsStream(GrantScopedStream):
     max_page_size = 50
     replication_key = "latest_message_received_date"
     since_param = "latest_message_after"
+    until_param = "latest_message_before"
 
 
 class ScheduledMessagesStream(GrantScopedStream):
@@ -164,6 +246,7 @@ class EventsStream(GrantScopedStream):
     unsupported_providers = frozenset({"imap", "zoom"})
     bookmark_keys = ("grant_id", "calendar_id")
     replication_key = "updated_at"
+    depends_on = "calendars"
 
     def partition_contexts(self) -> list[dict]:
         """One context per (grant, calendar): the API lists events of one calendar."""
@@ -178,18 +261,49 @@ class EventsStream(GrantScopedStream):
             start = now - int(self.config["events_lookback_days"]) * DAY
         return start, now + int(self.config["events_lookahead_days"]) * DAY
 
-    def partition_records(self, context: Context) -> Iterator[dict]:
-        """Events of one calendar, window chunk by chunk where the provider needs it."""
+    def initial_slices(self, context: Context) -> list[Slice]:
+        """The window as one slice, or in chunks where the provider needs it (iCloud)."""
         start, end = self.window
         icloud = self.directory.provider(context["grant_id"]) == "icloud"
         step = ICLOUD_MAX_WINDOW if icloud else max(end - start, 1)
-        seen: set[str] = set()  # an event spanning two chunks comes back in both
-        for chunk_start in range(start, end, step):
-            chunk = {**context, "start": chunk_start, "end": min(chunk_start + step, end)}
-            for record in self.request_records(chunk):
-                if record["id"] not in seen:
-                    seen.add(record["id"])
-                    yield record
+        return [
+            self.new_slice({**context, "start": chunk, "end": min(chunk + step, end)})
+            for chunk in range(start, end, step)
+        ]
+
+    def split_slice(self, piece: Slice, records: list[dict], idle: int) -> list[Slice] | None:
+        """A window chunk with more than a page is read again as shorter chunks at once.
+
+        Nothing is assumed about the order of events: the chunks cover the whole window
+        again and the first page's events come back once more, dropped by ID like the
+        events that overlap two chunks (`partition_started`).
+        """
+        if piece.pages != 1 or piece.finished or idle < 1 or piece.depth > 0:
+            return None
+        start, end = piece.context["start"], piece.context["end"]
+        parts = min(2 * idle, (end - start) // MIN_EVENTS_SLICE)
+        if parts < 2:
+            return None
+        step = -(-(end - start) // parts)
+        return [
+            Slice(
+                {**piece.context, "start": chunk, "end": min(chunk + step, end)},
+                self.get_new_paginator(),
+                depth=1,
+            )
+            for chunk in range(start, end, step)
+        ]
+
+    def partition_started(self, context: Context) -> None:
+        """An event overlapping two chunks is listed in both; it is written once."""
+        self._seen: set[str] = set()
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """The event, unless a previous chunk of its calendar already had it."""
+        if row["id"] in self._seen:
+            return None
+        self._seen.add(row["id"])
+        return super().post_process(row, context)
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         """Calendar, window, cancelled events and, on Google, every event type."""

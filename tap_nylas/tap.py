@@ -13,10 +13,11 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_nylas.client import REGION_URLS, ThrottleGate
+from tap_nylas.client import REGION_URLS, GrantScopedStream
 from tap_nylas.directory import GrantDirectory, Shard
-from tap_nylas.errors import ConfigError, TapNylasError
+from tap_nylas.errors import ConfigError, RunIncompleteError, TapNylasError
 from tap_nylas.output import ProportionalStateWriter, WholeLineWriter
+from tap_nylas.scheduler import Scheduler
 from tap_nylas.streams import STREAM_TYPES
 
 if t.TYPE_CHECKING:
@@ -194,9 +195,36 @@ class TapNylas(Tap):
         return int(moment.timestamp())
 
     @cached_property
-    def throttle(self) -> ThrottleGate:
-        """Shared by every stream and thread: a 429 pauses all requests."""
-        return ThrottleGate()
+    def scheduler(self) -> Scheduler:
+        """Fetches the pages of every selected grant-scoped stream (see scheduler.py).
+
+        A dry run (`--test`) reads one partition at a time on one worker: it stops after
+        a record per stream and must not fetch other grants ahead.
+        """
+        streams = [
+            s for s in self.streams.values() if isinstance(s, GrantScopedStream) and s.selected
+        ]
+        workers = 1 if self._dry_run else int(self.config["max_concurrency"])
+        per_grant = min(int(self.config.get("max_requests_per_grant") or 4), workers)
+        return Scheduler(
+            streams,
+            workers=workers,
+            per_grant=per_grant,
+            max_retries=int(self.config["max_retries"]),
+            backoff_factor=float(self.config["backoff_factor"]),
+            open_limit=1 if self._dry_run else None,
+        )
+
+    _dry_run = False
+
+    def report_failure(self, stream: Stream, context: dict, error: Exception) -> None:
+        """Remember a partition that failed; the run ends non-zero once all else is synced."""
+        where = ", ".join(f"{k} {v}" for k, v in context.items())
+        self._failures.append(f"{stream.name} for {where}")
+
+    @cached_property
+    def _failures(self) -> list[str]:
+        return []
 
     @cached_property
     def directory(self) -> GrantDirectory:
@@ -220,9 +248,21 @@ class TapNylas(Tap):
             super().sync_all()
         finally:
             self.state_writer.flush()
+            if "scheduler" in self.__dict__:
+                self.scheduler.close()
+        if failures := self._failures:
+            shown = ", ".join(failures[:5]) + (
+                f", and {len(failures) - 5} more" if len(failures) > 5 else ""
+            )
+            msg = (
+                f"{len(failures)} partition{'s' if len(failures) > 1 else ''} failed: {shown}; "
+                "state keeps their old bookmarks, everything else was synced"
+            )
+            raise RunIncompleteError(msg)
 
     def run_sync_dry_run(self, *args: t.Any, **kwargs: t.Any) -> bool:  # type: ignore[misc]
         """The SDK's dry run (`--test`, the SDK's tests), then the STATE held back."""
+        self._dry_run = True
         try:
             return super().run_sync_dry_run(*args, **kwargs)
         finally:

@@ -10,8 +10,8 @@ import typing as t
 import pytest
 import requests
 from click.testing import CliRunner
-from singer_sdk.exceptions import RetriableAPIError
 
+from tap_nylas.errors import ApplicationRequestError
 from tap_nylas.tap import TapNylas
 from tests.conftest import API_KEY, run_sync
 from tests.fake_api import FakeNylas
@@ -27,9 +27,9 @@ def api(requests_mock: object) -> FakeNylas:
 
 @pytest.fixture
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Seconds the retry decorator slept, without sleeping."""
+    """Seconds the application-level retry loop slept, without sleeping."""
     slept: list[float] = []
-    monkeypatch.setattr("backoff._sync.time.sleep", slept.append)
+    monkeypatch.setattr("tap_nylas.client.time.sleep", slept.append)
     return slept
 
 
@@ -76,7 +76,7 @@ def test_dropped_connections_and_5xx_are_retried(
 def test_retries_give_up_after_max_retries(requests_mock: t.Any, config: dict, waits: list) -> None:
     requests_mock.get(GRANTS_URL, status_code=429, json={"error": {"type": "rate_limit_error"}})
     config["max_retries"] = 2
-    with pytest.raises(RetriableAPIError, match="429"):
+    with pytest.raises(ApplicationRequestError, match=r"Cannot read grants: HTTP 429 .*2 retries"):
         run_sync(config, streams=["grants"])
     assert requests_mock.call_count == 3
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tap_nylas.errors import RepeatedCursorError
+from tap_nylas.errors import RunIncompleteError
 from tests.conftest import run_sync
 from tests.fake_api import FakeNylas, query
 
@@ -46,6 +46,7 @@ def test_cursor_paging_goes_on_through_short_and_empty_pages(api: FakeNylas, con
         [{"id": "m5"}, {"id": "m6"}],
     ]
     api.pages["g1", "messages"] = pages
+    config["max_requests_per_grant"] = 1  # one cursor, never split into time ranges
 
     result = run_sync(config, streams=["messages"])
 
@@ -57,6 +58,7 @@ def test_cursor_paging_goes_on_through_short_and_empty_pages(api: FakeNylas, con
 def test_cursor_paging_resends_filters_with_the_page_token(api: FakeNylas, config: dict) -> None:
     api.add_grant("g1")
     api.pages["g1", "messages"] = [[{"id": "m1"}], [{"id": "m2"}]]
+    config["max_requests_per_grant"] = 1  # one cursor, never split into time ranges
 
     run_sync(config, streams=["messages"])
 
@@ -73,9 +75,12 @@ def test_a_repeated_cursor_is_an_error_not_a_loop(
         "https://nylas.test/v3/grants/g1/folders",
         json={"data": [{"id": "f1"}], "next_cursor": "same"},
     )
-    with pytest.raises(RepeatedCursorError, match="/v3/grants/g1/folders"):
+    api.add_grant("g2")
+    api.pages["g2", "folders"] = [[{"id": "f2"}]]
+    with pytest.raises(RunIncompleteError, match="1 partition failed: folders for grant_id g1"):
         run_sync(config, streams=["folders"])
-    assert len(api.requests_to("/folders")) == 2
+    assert len(api.requests_to("/g1/folders")) == 2
+    assert len(api.requests_to("/g2/folders")) == 1
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,401 @@
+"""Fetch the pages of every selected grant-scoped stream on worker threads.
+
+Workers take single page requests, not whole grants: a partition (a grant, or a grant's
+calendar) is read as one or more slices, each following its own cursor, and a big
+mailbox is split into time-range slices that run at once (see `streams.py`). What a
+worker runs next is the most urgent runnable request:
+
+* the partition being written first, then partitions in stream and list order, so the
+  next stream's partitions are fetched while the current one drains (no stream barrier);
+* at most `per_grant` requests of one grant in flight, across its streams and slices;
+* a request that failed waits out its backoff in the queue, not on a thread, and only
+  it waits; a 429 delays its grant (grant paths) or, on application endpoints, every
+  request, and halves the number of requests in flight until successes grow it back.
+
+Partitions are written in completion order (`next_partition`): a finished one first,
+else the oldest one still running, streamed as its pages arrive. Memory is bounded by
+pages, never by mailbox size or grant count: at most `open_limit` partitions are open,
+each holding at most `PAGES_PER_PARTITION` unwritten pages (the partition being written
+has no cap: the writer drains it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import threading
+import time
+import typing as t
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from tap_nylas.errors import PartitionFailedError, PartitionUnavailableError, RetryableError
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from tap_nylas.client import GrantScopedStream, Slice
+
+LOGGER = logging.getLogger("tap-nylas.scheduler")
+
+#: Unwritten pages a partition may hold before its slices wait for the writer.
+PAGES_PER_PARTITION = 4
+#: Open partitions per worker: enough that one slow partition leaves others to fetch.
+OPEN_PER_WORKER = 4
+#: Successes after which a concurrency cut (application 429) grows back by one.
+SUCCESSES_PER_STEP = 20
+MAX_RETRY_WAIT_SECONDS = 120.0
+
+
+@dataclass
+class StreamStats:
+    """What a stream's progress line reports; updated by workers and the writer."""
+
+    partitions: int = 0
+    partitions_done: int = 0
+    records: int = 0
+    requests: int = 0
+    retries: int = 0
+    failed: int = 0
+    skipped: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass
+class Partition:
+    """One grant (or calendar) of one stream, read as slices, written as a whole."""
+
+    stream: GrantScopedStream
+    context: dict
+    order: tuple[int, int]
+    open_slices: int = 0
+    pages: deque[list[dict]] = field(default_factory=deque)
+    error: Exception | None = None
+    done: bool = False
+    writing: bool = False
+    #: Records dropped because they lacked their key: the bookmark must not move.
+    keyless: int = 0
+
+    @property
+    def grant_id(self) -> str:
+        """The grant whose request budget this partition's requests use."""
+        return str(self.context["grant_id"])
+
+
+@dataclass
+class _Task:
+    """The next page of one slice."""
+
+    partition: Partition
+    slice: Slice
+    seq: int
+    not_before: float = 0.0
+    attempt: int = 0
+
+
+class _Feed:
+    """One stream's partitions, worked out when the scheduler first needs them."""
+
+    def __init__(self, index: int, stream: GrantScopedStream) -> None:
+        self.index = index
+        self.stream = stream
+        self.pending: Iterator[tuple[int, dict]] | None = None
+        self.exhausted = False
+        self.open = 0
+
+
+class Scheduler:
+    """Worker threads fetching pages for every selected grant-scoped stream."""
+
+    def __init__(
+        self,
+        streams: Sequence[GrantScopedStream],
+        *,
+        workers: int,
+        per_grant: int,
+        max_retries: int,
+        backoff_factor: float,
+        open_limit: int | None = None,
+    ) -> None:
+        """Schedule `streams` (in sync order) on `workers` threads."""
+        self._feeds = {s.name: _Feed(i, s) for i, s in enumerate(streams)}
+        self.stats = {s.name: StreamStats() for s in streams}
+        self._workers = workers
+        self.per_grant = per_grant
+        self._max_retries = max_retries
+        self._backoff_factor = backoff_factor
+        self._open_limit = open_limit or workers * OPEN_PER_WORKER
+        self._cv = threading.Condition()
+        self._tasks: list[_Task] = []
+        self._open: list[Partition] = []
+        self._seq = itertools.count()
+        self._grant_busy: Counter[str] = Counter()
+        self._grant_resume: dict[str, float] = {}
+        self._app_resume = 0.0
+        self._in_flight = 0
+        self._limit = workers
+        self._successes = 0
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+
+    # -- the writer's side ---------------------------------------------------
+
+    def next_partition(self, stream: GrantScopedStream) -> Partition | None:
+        """The next partition of `stream` to write: a finished one, else the oldest open.
+
+        None once every partition of the stream was handed out.
+        """
+        self._start()
+        feed = self._feeds[stream.name]
+        self._abandon_before(feed)
+        while True:
+            self._fill()
+            with self._cv:
+                mine = [p for p in self._open if p.stream is stream and not p.writing]
+                if mine:
+                    done = [p for p in mine if p.done]
+                    chosen = min(done or mine, key=lambda p: p.order)
+                    chosen.writing = True
+                    self._cv.notify_all()  # its slices may run past the page cap now
+                    return chosen
+                if feed.exhausted and not feed.open:
+                    return None
+
+    def pages(self, partition: Partition) -> Iterator[list[dict]]:
+        """The partition's pages as they arrive; its error, if any, after the last one."""
+        while True:
+            with self._cv:
+                while not partition.pages and not partition.done:
+                    self._cv.wait()
+                if not partition.pages:
+                    break
+                page = partition.pages.popleft()
+                self._cv.notify_all()  # room in the partition's buffer
+            yield page
+        with self._cv:
+            self._open.remove(partition)
+            self._feeds[partition.stream.name].open -= 1
+            self._cv.notify_all()
+        if partition.error is not None:
+            raise partition.error
+
+    def close(self) -> None:
+        """Stop the workers (daemon threads: a stopped tap never waits on them)."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+
+    def _abandon_before(self, feed: _Feed) -> None:
+        """Drop what earlier streams left open (a dry run stops after one record)."""
+        with self._cv:
+            for partition in [p for p in self._open if p.order[0] < feed.index]:
+                self._finish(partition, partition.error)
+                self._open.remove(partition)
+                self._feeds[partition.stream.name].open -= 1
+            for earlier in self._feeds.values():
+                if earlier.index < feed.index:
+                    earlier.exhausted = True
+
+    def _fill(self) -> None:
+        """Open partitions, in stream order, up to the limit.
+
+        Runs on the writer's thread: working out a stream's partitions may list
+        calendars, and a stream that needs another one's results waits for it.
+        """
+        for feed in sorted(self._feeds.values(), key=lambda f: f.index):
+            if feed.exhausted:
+                continue
+            if feed.pending is None:
+                depends_on = self._feeds.get(feed.stream.depends_on or "")
+                if depends_on is not None and not (depends_on.exhausted and not depends_on.open):
+                    return
+                partitions = feed.stream.partitions or []
+                self.stats[feed.stream.name].partitions = len(partitions)
+                feed.pending = enumerate(partitions)
+            while len(self._open) < self._open_limit:
+                item = next(feed.pending, None)
+                if item is None:
+                    feed.exhausted = True
+                    break
+                self._open_partition(feed, *item)
+            if not feed.exhausted:
+                return
+
+    def _open_partition(self, feed: _Feed, index: int, context: dict) -> None:
+        partition = Partition(feed.stream, context, (feed.index, index))
+        slices = feed.stream.initial_slices(context)
+        with self._cv:
+            self._open.append(partition)
+            feed.open += 1
+            stats = self.stats[feed.stream.name]
+            stats.started_at = stats.started_at or time.monotonic()
+            if not slices:
+                self._finish(partition, None)
+            for piece in slices:
+                self._add_slice(partition, piece)
+            self._cv.notify_all()
+
+    # -- the workers' side ---------------------------------------------------
+
+    def _start(self) -> None:
+        if self._threads:
+            return
+        for n in range(self._workers):
+            thread = threading.Thread(target=self._work, name=f"tap-nylas-fetch-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _work(self) -> None:
+        while (task := self._take()) is not None:
+            outcome: list[dict] | Exception
+            try:
+                outcome = task.partition.stream.fetch_slice_page(task.slice)
+            except Exception as error:  # classified in _settle, under the lock
+                outcome = error
+            with self._cv:
+                self._in_flight -= 1
+                self._grant_busy[task.partition.grant_id] -= 1
+                self._settle(task, outcome)
+                self._cv.notify_all()
+
+    def _take(self) -> _Task | None:
+        """The most urgent runnable task, waiting until there is one."""
+        with self._cv:
+            while not self._closed:
+                now = time.monotonic()
+                wake = now + 1.0
+                best: _Task | None = None
+                if self._in_flight < self._limit and self._app_resume <= now:
+                    for task in self._tasks:
+                        ready_at = max(
+                            task.not_before, self._grant_resume.get(task.partition.grant_id, 0)
+                        )
+                        if ready_at > now:
+                            wake = min(wake, ready_at)
+                        elif self._runnable(task) and (
+                            best is None or _urgency(task) < _urgency(best)
+                        ):
+                            best = task
+                elif self._app_resume > now:
+                    wake = self._app_resume
+                if best is not None:
+                    self._tasks.remove(best)
+                    self._in_flight += 1
+                    self._grant_busy[best.partition.grant_id] += 1
+                    return best
+                self._cv.wait(max(wake - now, 0.001))
+            return None
+
+    def _runnable(self, task: _Task) -> bool:
+        partition = task.partition
+        if self._grant_busy[partition.grant_id] >= self.per_grant:
+            return False
+        return partition.writing or len(partition.pages) < PAGES_PER_PARTITION
+
+    def _settle(self, task: _Task, outcome: list[dict] | Exception) -> None:
+        """Record a request's outcome: pages, follow-up requests, retries, failures."""
+        partition, stream = task.partition, task.partition.stream
+        stats = self.stats[stream.name]
+        stats.requests += 1
+        if partition.done:  # the partition failed meanwhile: drop what its slices bring
+            return
+        if isinstance(outcome, RetryableError):
+            self._retry(task, outcome)
+            return
+        if isinstance(outcome, Exception):
+            self._finish(partition, outcome)
+            return
+        self._grow_back()
+        records, keyless = stream.keep_keyed(outcome, partition.context)
+        partition.keyless += keyless
+        if records:
+            partition.pages.append(records)
+        piece = task.slice
+        idle = self.per_grant - self._grant_load(partition.grant_id)
+        followers = stream.split_slice(piece, outcome, idle) if self.per_grant > 1 else None
+        if followers:
+            partition.open_slices -= 1
+            for follower in followers:
+                self._add_slice(partition, follower)
+        elif piece.finished:
+            partition.open_slices -= 1
+            if not partition.open_slices:
+                self._finish(partition, None)
+        else:
+            self._tasks.append(_Task(partition, piece, next(self._seq)))
+
+    def _retry(self, task: _Task, error: RetryableError) -> None:
+        partition, stream = task.partition, task.partition.stream
+        task.attempt += 1
+        if task.attempt > self._max_retries:
+            self._finish(
+                partition,
+                PartitionFailedError(f"{error} (still failing after {self._max_retries} retries)"),
+            )
+            return
+        self.stats[stream.name].retries += 1
+        if error.retry_after is not None:
+            wait = error.retry_after
+        else:
+            jitter = random.uniform(1.0, 1.25)  # noqa: S311 - spreads retries, not crypto
+            wait = self._backoff_factor * 2 ** (task.attempt - 1) * jitter
+        wait = min(wait, MAX_RETRY_WAIT_SECONDS)
+        now = time.monotonic()
+        if error.scope == "grant":
+            grant = partition.grant_id
+            self._grant_resume[grant] = max(self._grant_resume.get(grant, 0.0), now + wait)
+        elif error.scope == "application":
+            self._app_resume = max(self._app_resume, now + wait)
+            self._cut_concurrency()
+        task.not_before = now + wait
+        self._tasks.append(task)
+        stream.logger.warning(
+            "Retrying %s in %.1f s (try %d): %s", stream.name, wait, task.attempt, error
+        )
+
+    def _cut_concurrency(self) -> None:
+        """Halve the requests in flight after an application-level 429."""
+        if self._limit > 1:
+            self._limit = max(1, self._limit // 2)
+            self._successes = 0
+            LOGGER.warning(
+                "Nylas throttled the application: %d requests in flight at most, for now",
+                self._limit,
+            )
+
+    def _grow_back(self) -> None:
+        if self._limit >= self._workers:
+            return
+        self._successes += 1
+        if self._successes >= SUCCESSES_PER_STEP:
+            self._successes = 0
+            self._limit += 1
+            LOGGER.info("Requests in flight back up to %d of %d", self._limit, self._workers)
+
+    def _grant_load(self, grant_id: str) -> int:
+        """Requests of a grant in flight or queued."""
+        queued = sum(1 for task in self._tasks if task.partition.grant_id == grant_id)
+        return self._grant_busy[grant_id] + queued
+
+    def _add_slice(self, partition: Partition, piece: Slice) -> None:
+        partition.open_slices += 1
+        self._tasks.append(_Task(partition, piece, next(self._seq)))
+
+    def _finish(self, partition: Partition, error: Exception | None) -> None:
+        """Mark a partition complete (or failed) and drop its queued requests."""
+        partition.done = True
+        partition.error = error
+        self._tasks = [task for task in self._tasks if task.partition is not partition]
+        stats = self.stats[partition.stream.name]
+        stats.partitions_done += 1
+        if isinstance(error, PartitionUnavailableError):
+            stats.skipped += 1
+        elif error is not None:
+            stats.failed += 1
+
+
+def _urgency(task: _Task) -> tuple[bool, tuple[int, int], int]:
+    """Sort key: the partition being written first, then stream and list order."""
+    return (not task.partition.writing, task.partition.order, task.seq)
