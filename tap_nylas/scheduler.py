@@ -13,7 +13,7 @@ worker runs next is the most urgent runnable request:
   request, and halves the number of requests in flight until successes grow it back.
 
 Partitions are written in completion order (`next_partition`): a finished one first,
-else the oldest one still running, streamed as its pages arrive. Memory is bounded by
+else one that reached its page cap, streamed as its pages arrive. Memory is bounded by
 pages, never by mailbox size or grant count: at most `open_limit` partitions are open,
 each holding at most `PAGES_PER_PARTITION` unwritten pages (the partition being written
 has no cap: the writer drains it).
@@ -143,7 +143,7 @@ class Scheduler:
     # -- the writer's side ---------------------------------------------------
 
     def next_partition(self, stream: GrantScopedStream) -> Partition | None:
-        """The next partition of `stream` to write: a finished one, else the oldest open.
+        """The next partition of `stream` to write: a finished one, else one at its page cap.
 
         None once every partition of the stream was handed out.
         """
@@ -154,14 +154,18 @@ class Scheduler:
             self._fill()
             with self._cv:
                 mine = [p for p in self._open if p.stream is stream and not p.writing]
-                if mine:
-                    done = [p for p in mine if p.done]
-                    chosen = min(done or mine, key=lambda p: p.order)
+                done = [p for p in mine if p.done]
+                # A partition at its page cap waits for the writer: stream it.
+                full = [p for p in mine if len(p.pages) >= PAGES_PER_PARTITION]
+                if done or full:
+                    chosen = min(done or full, key=lambda p: p.order)
                     chosen.writing = True
                     self._cv.notify_all()  # its slices may run past the page cap now
                     return chosen
                 if feed.exhausted and not feed.open:
                     return None
+                if mine:
+                    self._cv.wait(1.0)
 
     def pages(self, partition: Partition) -> Iterator[list[dict]]:
         """The partition's pages as they arrive; its error, if any, after the last one."""

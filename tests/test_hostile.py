@@ -1,0 +1,235 @@
+"""Answers the tap does not understand: retried, then one partition's failure, never loss."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import threading
+import time
+import typing as t
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from click.testing import CliRunner
+
+from tap_nylas.errors import RunIncompleteError
+from tap_nylas.tap import TapNylas
+from tests.conftest import API_KEY, START_EPOCH, SyncResult, selected_catalog
+from tests.fake_api import FakeNylas
+
+HOUR = 3600
+MESSAGES = "https://nylas.test/v3/grants/{}/messages"
+
+
+@pytest.fixture
+def api(requests_mock: object) -> FakeNylas:
+    fake = FakeNylas(requests_mock)  # type: ignore[arg-type]
+    for grant in ("g1", "g2"):
+        fake.add_grant(grant)
+        fake.pages[grant, "messages"] = [[{"id": f"{grant}-m", "date": START_EPOCH + 5 * HOUR}]]
+        fake.pages[grant, "threads"] = [[{"id": f"{grant}-t"}]]
+    return fake
+
+
+def sync(
+    config: dict, streams: list[str], state: dict | None = None
+) -> tuple[SyncResult, Exception | None]:
+    """Sync in-process; the output, and the error the run ended with, if any."""
+    catalog = selected_catalog(TapNylas(config=config, validate_config=False), streams)
+    tap = TapNylas(config=config, catalog=catalog, state=state)
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    error = None
+    with contextlib.redirect_stdout(out):
+        try:
+            tap.sync_all()
+        except Exception as raised:
+            error = raised
+        out.flush()
+    lines = out.buffer.getvalue().decode().split("\n")  # type: ignore[attr-defined]
+    return SyncResult([line for line in lines if line]), error
+
+
+def bookmark(result: SyncResult, grant: str) -> int | None:
+    for partition in result.states[-1]["bookmarks"]["messages"].get("partitions", []):
+        if partition["context"] == {"grant_id": grant}:
+            return partition.get("replication_key_value")
+    return None
+
+
+OLD_STATE = {
+    "bookmarks": {
+        "messages": {
+            "replication_key": "date",
+            "partitions": [
+                {"context": {"grant_id": g}, "replication_key_value": START_EPOCH + HOUR}
+                for g in ("g1", "g2")
+            ],
+        }
+    }
+}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"json": {"request_id": "r1"}},  # a 200 without `data`
+        {"json": {"request_id": "r1", "error": {"type": "api.internal_error"}}},
+        {"text": '{"data": [{"id": "g1-m", "da'},  # truncated JSON
+        {"text": "<html><body>Bad gateway</body></html>", "headers": {"Content-Type": "text/html"}},
+        {"status_code": 502, "json": {}},
+    ],
+    ids=["no-data", "error-object", "truncated-json", "html", "502"],
+)
+def test_a_grant_that_keeps_failing_fails_alone_and_keeps_its_bookmark(
+    api: FakeNylas, config: dict, answer: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.mocker.get(MESSAGES.format("g1"), **answer)
+    config["max_retries"] = 2
+
+    with caplog.at_level(logging.WARNING):
+        result, error = sync(config, ["messages", "threads"], state=OLD_STATE)
+
+    assert isinstance(error, RunIncompleteError)
+    assert str(error).startswith("1 partition failed: messages for grant_id g1;")
+    assert len(api.requests_to("/g1/messages")) == 3  # tried, then retried twice
+    # every other grant and stream was read, and the failed grant's bookmark stayed
+    assert [r["id"] for r in result.records["messages"]] == ["g2-m"]
+    assert sorted(r["id"] for r in result.records["threads"]) == ["g1-t", "g2-t"]
+    assert bookmark(result, "g1") == START_EPOCH + HOUR
+    assert bookmark(result, "g2") == START_EPOCH + 5 * HOUR
+    assert "messages for grant_id g1 failed" in caplog.text
+
+
+def test_a_garbled_answer_is_retried_not_read_as_the_last_page(
+    api: FakeNylas, config: dict, waits: list
+) -> None:
+    api.pages["g1", "messages"] = [
+        [{"id": "m1", "date": START_EPOCH + 9 * HOUR}],
+        [{"id": "m2", "date": START_EPOCH + 8 * HOUR}],
+    ]
+    good = api._grant_list
+    answers = iter(
+        [
+            {"text": "<html>proxy error</html>"},
+            {"json": {"request_id": "x"}},
+            {"text": '{"data": ['},
+        ]
+    )
+
+    def flaky(request: t.Any, context: t.Any) -> t.Any:
+        if "page_token" in request.url and (answer := next(answers, None)):
+            return answer.get("text") or json.dumps(answer["json"])
+        return json.dumps(good(request, context))
+
+    api.mocker.get(MESSAGES.format("g1"), text=flaky)
+    config["max_requests_per_grant"] = 1
+
+    result, error = sync(config, ["messages"])
+
+    assert error is None
+    assert sorted(r["id"] for r in result.records["messages"]) == ["g2-m", "m1", "m2"]
+    assert bookmark(result, "g1") == START_EPOCH + 9 * HOUR
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tap_nylas.scheduler.random.uniform", lambda a, b: 0.0)
+
+
+def test_a_retry_after_that_is_not_a_number_falls_back_to_backoff(
+    api: FakeNylas, config: dict
+) -> None:
+    api.mocker.get(
+        MESSAGES.format("g1"),
+        [
+            {"status_code": 429, "headers": {"Retry-After": "soon"}, "json": {}},
+            {"json": {"data": [{"id": "m1", "date": START_EPOCH}]}},
+        ],
+    )
+    result, error = sync(config, ["messages"])
+    assert error is None
+    assert sorted(r["id"] for r in result.records["messages"]) == ["g2-m", "m1"]
+
+
+def test_records_without_their_key_are_skipped_and_hold_the_bookmark(
+    api: FakeNylas, config: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.pages["g1", "messages"] = [
+        [{"id": "m1", "date": START_EPOCH + 9 * HOUR}, {"date": START_EPOCH + 8 * HOUR}]
+    ]
+    with caplog.at_level(logging.WARNING):
+        result, error = sync(config, ["messages"], state=OLD_STATE)
+
+    assert error is None
+    assert sorted(r["id"] for r in result.records["messages"]) == ["g2-m", "m1"]
+    assert bookmark(result, "g1") == START_EPOCH + HOUR
+    assert "messages for grant_id g1 1 records without their key" in caplog.text
+
+
+@pytest.mark.parametrize(("status", "hint"), [(404, "check api_url"), (403, "not allowed")])
+def test_an_application_endpoint_refusing_stops_the_run_with_one_line(
+    requests_mock: t.Any,
+    config: dict,
+    tmp_path: t.Any,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    hint: str,
+) -> None:
+    requests_mock.get("https://nylas.test/v3/grants", status_code=status, json={})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    with caplog.at_level(logging.INFO):
+        result = CliRunner().invoke(TapNylas.cli, ["--config", str(path)])
+    assert result.exit_code == 1
+    assert not any(record.exc_info for record in caplog.records)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors[-1].startswith(f"Cannot read grants: HTTP {status} on /v3/grants")
+    assert hint in errors[-1]
+    assert API_KEY not in caplog.text
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Grants arrive at once; messages one byte every half second."""
+
+    def log_message(self, *args: t.Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if "/messages" in self.path:
+            body = json.dumps({"data": [{"id": "m", "date": START_EPOCH}]}).encode()
+        else:
+            body = json.dumps({"data": [{"id": "g1", "provider": "google"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if "/messages" not in self.path:
+            self.wfile.write(body)
+            return
+        for byte in body:
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.5)
+
+
+def test_a_trickling_answer_is_abandoned_at_the_request_deadline(config: dict) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config.update(
+        api_url=f"http://127.0.0.1:{server.server_address[1]}",
+        request_timeout_seconds=1,
+        max_retries=1,
+    )
+    started = time.monotonic()
+    try:
+        result, error = sync(config, ["messages"])
+    finally:
+        server.shutdown()
+    assert isinstance(error, RunIncompleteError)
+    assert "messages for grant_id g1" in str(error)
+    assert time.monotonic() - started < 10  # two tries of about a second each
+    assert result.records["messages"] == []

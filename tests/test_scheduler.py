@@ -1,0 +1,209 @@
+"""The scheduler on its own: throttling scope, per-grant limit, completion order, failures."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import typing as t
+from collections import Counter
+
+import pytest
+from singer_sdk.pagination import BaseAPIPaginator
+
+from tap_nylas.client import Slice
+from tap_nylas.errors import PartitionFailedError, RetryableError
+from tap_nylas.scheduler import Scheduler
+
+Outcome = t.Union[list[dict], Exception, float]  # noqa: UP007 - a float is a delay in seconds
+
+
+class _Pages(BaseAPIPaginator[int]):
+    """Page n of a scripted slice; finished after `pages` pages."""
+
+    def __init__(self, pages: int) -> None:
+        super().__init__(0)
+        self._pages = pages
+
+    def get_next(self, response: t.Any) -> int | None:
+        return None
+
+
+class FakeStream:
+    """Just what the scheduler asks of a grant-scoped stream, with scripted answers."""
+
+    depends_on = None
+
+    def __init__(self, name: str, grants: list[str], pages: int = 1) -> None:
+        self.name = name
+        self.partitions = [{"grant_id": g} for g in grants]
+        self.pages = pages
+        self.script: dict[str, list[Outcome]] = {}
+        self.requests: list[tuple[str, float]] = []
+        self.in_flight: Counter[str] = Counter()
+        self.max_in_flight: Counter[str] = Counter()
+        self.slices_per_partition = 1
+        self.logger = logging.getLogger(f"test.{name}")
+        self._lock = threading.Lock()
+
+    def initial_slices(self, context: dict) -> list[Slice]:
+        return [
+            Slice({**context, "slice": n}, _Pages(self.pages))
+            for n in range(self.slices_per_partition)
+        ]
+
+    def fetch_slice_page(self, piece: Slice) -> list[dict]:
+        grant = piece.context["grant_id"]
+        with self._lock:
+            self.requests.append((grant, time.monotonic()))
+            self.in_flight[grant] += 1
+            self.max_in_flight[grant] = max(self.max_in_flight[grant], self.in_flight[grant])
+            outcome = self.script.get(grant, []).pop(0) if self.script.get(grant) else 0.01
+        try:
+            if isinstance(outcome, float):
+                time.sleep(outcome)
+                outcome = [{"id": f"{grant}-{piece.context['slice']}-{piece.pages}"}]
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+        finally:
+            with self._lock:
+                self.in_flight[grant] -= 1
+            piece.pages += 1
+            if piece.pages >= self.pages:
+                piece.paginator._finished = True
+
+    def split_slice(self, piece: Slice, records: list[dict], idle: int) -> None:
+        return None
+
+    def keep_keyed(self, records: list[dict], context: dict) -> tuple[list[dict], int]:
+        return records, 0
+
+
+def write_all(scheduler: Scheduler, stream: FakeStream) -> tuple[list[str], dict[str, Exception]]:
+    """Grant IDs in the order their partitions were written, and the errors raised."""
+    order, errors = [], {}
+    while (partition := scheduler.next_partition(stream)) is not None:  # type: ignore[arg-type]
+        try:
+            for _ in scheduler.pages(partition):
+                pass
+        except Exception as error:
+            errors[partition.grant_id] = error
+        order.append(partition.grant_id)
+    return order, errors
+
+
+def make(streams: list[FakeStream], **kwargs: t.Any) -> Scheduler:
+    options = {"workers": 4, "per_grant": 2, "max_retries": 3, "backoff_factor": 0.2} | kwargs
+    return Scheduler(streams, **options)  # type: ignore[arg-type]
+
+
+def test_a_grant_429_delays_that_grant_only() -> None:
+    stream = FakeStream("messages", ["slow", "a", "b", "c"], pages=3)
+    throttled = RetryableError("HTTP 429", retry_after=0.6, scope="grant")
+    stream.script["slow"] = [throttled]
+    scheduler = make([stream])
+    started = time.monotonic()
+
+    _, errors = write_all(scheduler, stream)
+
+    assert not errors
+    slow = [at - started for grant, at in stream.requests if grant == "slow"]
+    others = [at - started for grant, at in stream.requests if grant != "slow"]
+    assert slow[1] >= 0.6  # the retry waited for Retry-After
+    assert max(others) < 0.6  # nobody else waited for it
+
+
+def test_an_application_429_pauses_everything_and_halves_concurrency(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stream = FakeStream("messages", ["a", "b", "c", "d"], pages=2)
+    stream.script["a"] = [RetryableError("HTTP 429", retry_after=0.5, scope="application")]
+    scheduler = make([stream])
+    started = time.monotonic()
+
+    with caplog.at_level(logging.INFO):
+        write_all(scheduler, stream)
+
+    after = sorted(at - started for _, at in stream.requests)
+    # the first round went out at once; everything after the 429 waited for it
+    assert any(t_ < 0.1 for t_ in after)
+    assert all(t_ >= 0.5 for t_ in after if t_ > 0.1)
+    assert "2 requests in flight at most" in caplog.text
+
+
+def test_a_5xx_delays_only_the_request_that_failed() -> None:
+    stream = FakeStream("messages", ["a", "b"], pages=1)
+    stream.slices_per_partition = 2
+    stream.script["a"] = [RetryableError("HTTP 503")]  # no scope: only this request waits
+    scheduler = make([stream], backoff_factor=0.5)
+    started = time.monotonic()
+
+    _, errors = write_all(scheduler, stream)
+
+    assert not errors
+    times = sorted(at - started for grant, at in stream.requests if grant == "a")
+    assert len(times) == 3
+    assert times[1] < 0.3  # the grant's other slice did not wait
+    assert times[2] >= 0.5  # the failed one waited its backoff
+
+
+def test_requests_per_grant_stay_within_the_limit() -> None:
+    stream = FakeStream("messages", ["a", "b"], pages=4)
+    stream.slices_per_partition = 5
+    scheduler = make([stream], workers=8, per_grant=3)
+
+    write_all(scheduler, stream)
+
+    assert max(stream.max_in_flight.values()) == 3
+
+
+def test_partitions_are_written_as_they_complete() -> None:
+    stream = FakeStream("messages", ["slow", "a", "b", "c"], pages=2)
+    stream.script["slow"] = [0.5, 0.5]
+    scheduler = make([stream])
+
+    order, _ = write_all(scheduler, stream)
+
+    # the slow first partition is streamed once nothing else is finished: it comes last
+    assert order[0] != "slow"
+    assert sorted(order) == ["a", "b", "c", "slow"]
+
+
+def test_the_next_stream_is_fetched_while_the_current_one_drains() -> None:
+    first = FakeStream("contacts", ["a"], pages=1)
+    first.script["a"] = [0.4]
+    second = FakeStream("messages", ["b", "c"], pages=1)
+    scheduler = make([first, second])
+    started = time.monotonic()
+
+    write_all(scheduler, first)
+
+    fetched = [at - started for _, at in second.requests]
+    assert len(fetched) == 2
+    assert max(fetched) < 0.3  # before the first stream's only partition was done
+
+
+def test_a_partition_that_keeps_failing_fails_alone() -> None:
+    stream = FakeStream("messages", ["bad", "good"], pages=2)
+    stream.script["bad"] = [RetryableError("HTTP 502")] * 10
+    scheduler = make([stream], max_retries=2, backoff_factor=0.01)
+
+    order, errors = write_all(scheduler, stream)
+
+    assert sorted(order) == ["bad", "good"]
+    assert isinstance(errors["bad"], PartitionFailedError)
+    assert "after 2 retries" in str(errors["bad"])
+    assert [g for g, _ in stream.requests].count("bad") == 3
+    assert [g for g, _ in stream.requests].count("good") == 2
+    assert scheduler.stats["messages"].failed == 1
+
+
+def test_memory_is_bounded_by_pages_not_grants() -> None:
+    stream = FakeStream("messages", [f"g{n}" for n in range(200)], pages=1)
+    scheduler = make([stream], workers=2)
+    partition = scheduler.next_partition(stream)  # type: ignore[arg-type]
+    assert partition is not None
+    time.sleep(0.5)  # workers fetch ahead while nothing is written
+
+    assert len(stream.requests) <= 2 * 4 + 2  # open partitions: 4 per worker
