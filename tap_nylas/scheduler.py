@@ -31,6 +31,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from tap_nylas.errors import PartitionFailedError, PartitionUnavailableError, RetryableError
+from tap_nylas.progress import ProgressReporter
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -118,6 +119,7 @@ class Scheduler:
         max_retries: int,
         backoff_factor: float,
         open_limit: int | None = None,
+        progress_interval: float = 0,
     ) -> None:
         """Schedule `streams` (in sync order) on `workers` threads."""
         self._feeds = {s.name: _Feed(i, s) for i, s in enumerate(streams)}
@@ -139,6 +141,7 @@ class Scheduler:
         self._successes = 0
         self._closed = False
         self._threads: list[threading.Thread] = []
+        self.progress = ProgressReporter(self.stats, progress_interval)
 
     # -- the writer's side ---------------------------------------------------
 
@@ -163,6 +166,7 @@ class Scheduler:
                     self._cv.notify_all()  # its slices may run past the page cap now
                     return chosen
                 if feed.exhausted and not feed.open:
+                    self.progress.finished(stream.name)
                     return None
                 if mine:
                     self._cv.wait(1.0)
@@ -187,6 +191,7 @@ class Scheduler:
 
     def close(self) -> None:
         """Stop the workers (daemon threads: a stopped tap never waits on them)."""
+        self.progress.close()
         with self._cv:
             self._closed = True
             self._cv.notify_all()

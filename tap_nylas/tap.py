@@ -213,6 +213,7 @@ class TapNylas(Tap):
             max_retries=int(self.config["max_retries"]),
             backoff_factor=float(self.config["backoff_factor"]),
             open_limit=1 if self._dry_run else None,
+            progress_interval=float(self.config.get("progress_interval_seconds", 30)),
         )
 
     _dry_run = False

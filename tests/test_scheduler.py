@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import typing as t
@@ -207,3 +208,23 @@ def test_memory_is_bounded_by_pages_not_grants() -> None:
     time.sleep(0.5)  # workers fetch ahead while nothing is written
 
     assert len(stream.requests) <= 2 * 4 + 2  # open partitions: 4 per worker
+
+
+def test_progress_lines_while_running_and_a_summary_at_the_end(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stream = FakeStream("messages", ["a", "b", "c", "d"], pages=1)
+    for grant in "abcd":
+        stream.script[grant] = [0.3]
+    scheduler = make([stream], workers=1, progress_interval=0.2)
+
+    with caplog.at_level(logging.INFO, logger="tap-nylas.progress"):
+        write_all(scheduler, stream)
+        scheduler.close()
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "tap-nylas.progress"]
+    assert any(re.match(r"messages: [123]/4 partitions, .* about \d+ s left", ln) for ln in lines)
+    assert re.match(
+        r"messages: 4/4 partitions, 0 records \(0/s\), 4 requests, 0 retries; done in [\d.]+ s",
+        lines[-1],
+    )
