@@ -154,7 +154,7 @@ class Scheduler:
         feed = self._feeds[stream.name]
         self._abandon_before(feed)
         while True:
-            self._fill()
+            self._fill(feed)
             with self._cv:
                 mine = [p for p in self._open if p.stream is stream and not p.writing]
                 done = [p for p in mine if p.done]
@@ -207,11 +207,14 @@ class Scheduler:
                 if earlier.index < feed.index:
                     earlier.exhausted = True
 
-    def _fill(self) -> None:
+    def _fill(self, current: _Feed) -> None:
         """Open partitions, in stream order, up to the limit.
 
         Runs on the writer's thread: working out a stream's partitions may list
-        calendars, and a stream that needs another one's results waits for it.
+        calendars. A stream that needs another one's results (events need calendars)
+        is passed over until that one is written, and later streams go ahead. The
+        stream being written may always open partitions of its own, so partitions of
+        later streams fetched ahead can never starve it.
         """
         for feed in sorted(self._feeds.values(), key=lambda f: f.index):
             if feed.exhausted:
@@ -219,18 +222,18 @@ class Scheduler:
             if feed.pending is None:
                 depends_on = self._feeds.get(feed.stream.depends_on or "")
                 if depends_on is not None and not (depends_on.exhausted and not depends_on.open):
-                    return
+                    continue
                 partitions = feed.stream.partitions or []
                 self.stats[feed.stream.name].partitions = len(partitions)
                 feed.pending = enumerate(partitions)
-            while len(self._open) < self._open_limit:
+            while len(self._open) < self._open_limit or (
+                feed is current and feed.open < self._open_limit
+            ):
                 item = next(feed.pending, None)
                 if item is None:
                     feed.exhausted = True
                     break
                 self._open_partition(feed, *item)
-            if not feed.exhausted:
-                return
 
     def _open_partition(self, feed: _Feed, index: int, context: dict) -> None:
         partition = Partition(feed.stream, context, (feed.index, index))

@@ -235,3 +235,65 @@ def test_killed_during_a_retry_then_resumed_loses_nothing(tmp_path: t.Any) -> No
     union = _union(killed, resumed)
     for stream, keys in expected.items():
         assert keys <= union[stream], f"{stream}: lost {len(keys - union[stream])} records"
+
+
+def _max_in_flight_per_grant(log: list[dict]) -> int:
+    events = sorted(
+        (moment, step, entry["grant_id"])
+        for entry in log
+        if entry["grant_id"]
+        for moment, step in ((entry["t"], 1), (entry["t"] + entry["duration"], -1))
+    )
+    busy: dict[str, int] = {}
+    peak = 0
+    for _, step, grant in events:
+        busy[grant] = busy.get(grant, 0) + step
+        peak = max(peak, busy[grant])
+    return peak
+
+
+def test_big_mailboxes_are_read_in_time_slices_each_record_once() -> None:
+    faults = Faults(rate=0.05, retry_after=0.2)
+    with NylasSimulator(
+        seed=6, grants=3, records_per_grant=1500, api_key=API_KEY, faults=faults
+    ) as sim:
+        expected = truth(sim)
+        config = tap_config(sim, max_requests_per_grant=3, backoff_factor=0.05)
+        result = run_sync(config, streams=["messages", "threads", "calendars", "events"])
+        log = sim.request_log
+
+    sliced = {
+        p for e in log for p in e["params"] if p in {"received_before", "latest_message_before"}
+    }
+    assert sliced == {"received_before", "latest_message_before"}, "nothing was split"
+    assert _max_in_flight_per_grant(log) <= 3
+    for stream in ("messages", "threads", "events"):
+        keys = result.keys(stream, primary_keys()[stream])
+        assert len(keys) == len(set(keys)), f"{stream}: a record came twice"
+        assert set(keys) == expected[stream]
+
+
+def test_killed_in_the_middle_of_a_sliced_grant_then_resumed_loses_nothing(
+    tmp_path: t.Any,
+) -> None:
+    with NylasSimulator(
+        seed=8, grants=3, records_per_grant=1200, api_key=API_KEY, latency=0.01
+    ) as sim:
+        expected = truth(sim)
+        config = tap_config(sim, max_requests_per_grant=4)
+        first = TapProcess(config, tmp_path / "one")
+        first.read_until(
+            lambda lines: _records(lines, "messages") >= len(expected["messages"]) // 2
+        )
+        first.process.kill()  # SIGKILL: the last STATE written is all there is
+        killed = first.finish()
+
+        state = killed.states[-1] if killed.states else None
+        resume = TapProcess(config, tmp_path / "two", state=state)
+        resumed = resume.finish(timeout=300)
+        assert resume.process.returncode == 0, resume.stderr[-2000:]
+        assert any("received_before" in e["params"] for e in sim.request_log)
+
+    union = _union(killed, resumed)
+    for stream, keys in expected.items():
+        assert keys <= union[stream], f"{stream}: lost {len(keys - union[stream])} records"
