@@ -306,13 +306,22 @@ class TapNylas(Tap):
         """SDK signal hook (final STATE, then exit), deferred while a line is being written."""
         writer = self.message_writer
         if isinstance(writer, WholeLineWriter) and writer.writing:
-            writer.pending_stop = lambda: self._terminate(signum, frame)
+            writer.pending_stop = lambda: self._terminate(signum)
         else:
-            self._terminate(signum, frame)
+            self._terminate(signum)
 
-    def _terminate(self, signum: int, frame: FrameType | None) -> None:
+    def _terminate(self, signum: int) -> t.NoReturn:
+        """Final STATE, then exit 128 + signal (143 for SIGTERM, 130 for SIGINT).
+
+        Replaces the SDK's handler, which exits 0: an orchestrator could not tell a
+        stopped run from a finished one.
+        """
         self.state_writer.flush(self.state)  # now, whatever the proportional writer held
-        super()._handle_termination(signum, frame)
+        code = 128 + signum
+        self.logger.warning(
+            "Stopped by %s: final STATE written, exit code %d", signal.Signals(signum).name, code
+        )
+        sys.exit(code)
 
     # SDK hooks. The SDK reads `--config`, `--state` and `--catalog` and validates the
     # config itself, with tracebacks for unreadable files and messages that quote the
