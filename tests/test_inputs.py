@@ -80,7 +80,9 @@ class Run:
             assert piece not in self.stderr, f"{piece!r} on stderr"
 
 
-def cli(tmp_path: t.Any, *args: str, config: dict | None = None, **files: str) -> Run:
+def cli(
+    tmp_path: t.Any, *args: str, config: dict | None = None, env: dict | None = None, **files: str
+) -> Run:
     """`python -m tap_nylas` with `config` (as --config) and other files written as given."""
     argv = [sys.executable, "-m", "tap_nylas"]
     if config is not None:
@@ -95,7 +97,7 @@ def cli(tmp_path: t.Any, *args: str, config: dict | None = None, **files: str) -
         text=True,
         timeout=120,
         check=False,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     return Run(process)
 
@@ -285,6 +287,17 @@ def test_credentials_in_api_url_are_never_shown(tmp_path: t.Any) -> None:
     line = run.assert_one_clean_error("api_url must be an http(s) URL", "***@proxy.test")
     assert "etl" not in line
     run.assert_never_shows("hunter2pw")
+
+
+def test_no_secret_at_debug_level_in_a_whole_run(tmp_path: t.Any, sim: NylasSimulator) -> None:
+    url = sim.url.replace("http://", "http://etl:Pw9876zzQ@")
+    config = sim_config(sim, api_key=f"{SIM_KEY}\n", api_url=url)
+    run = cli(tmp_path, config=config, env={"TAP_NYLAS_LOGLEVEL": "DEBUG"})
+    assert run.code == 0, run.stderr[-2000:]
+    assert "| DEBUG" in run.stderr  # the check below is not vacuous
+    assert '"type":"RECORD"' in run.stdout
+    run.assert_never_shows(SIM_KEY)
+    run.assert_never_shows("Pw9876zzQ")
 
 
 # Bookmarks: repaired at init, so nothing downstream sees what the tap did not write.
