@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import time
 import typing as t
@@ -15,6 +17,10 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.helpers.types import TapState
     from singer_sdk.singerlib import Message
+
+#: Exit code when the target stops reading: 128 + SIGPIPE, as a shell reports it.
+EXIT_TARGET_STOPPED = 141
+logger = logging.getLogger("tap-nylas")
 
 
 class WholeLineWriter(MsgSpecWriter):
@@ -37,14 +43,37 @@ class WholeLineWriter(MsgSpecWriter):
         self.writing = True
         try:
             line = self.format_message(message)
-            sys.stdout.buffer.write(line)
-            sys.stdout.flush()
+            try:
+                sys.stdout.buffer.write(line)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                target_stopped_reading()
             self.bytes_written += len(line)
         finally:
             self.writing = False
         if stop := self.pending_stop:
             self.pending_stop = None
             stop()
+
+
+def target_stopped_reading() -> t.NoReturn:
+    """End the run at once, in one line: nothing more can reach the target.
+
+    SystemExit, so the SDK does not log it as a stream's failure with a traceback. As
+    the Python docs advise (signal module, "Note on SIGPIPE"), stdout is pointed at
+    /dev/null first: the interpreter's own flush at exit would otherwise fail again and
+    print "Exception ignored ... BrokenPipeError".
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # stdout is not a file descriptor (tests): nothing will flush it at exit
+    logger.error(
+        "The target stopped reading (stdout closed): ending the run. The last STATE the "
+        "target stored is where the next run resumes."
+    )
+    raise SystemExit(EXIT_TARGET_STOPPED)
 
 
 class ProportionalStateWriter(StateWriter):

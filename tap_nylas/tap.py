@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import signal
 import sys
 import typing as t
 from datetime import datetime, timezone
 from functools import cached_property
 from urllib.parse import urlparse
 
+import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.plugin_base import JSONSchemaValidator, _ConfigInput
 
+from tap_nylas import inputs
 from tap_nylas.client import REGION_URLS, GrantScopedStream
 from tap_nylas.directory import GrantDirectory, Shard
 from tap_nylas.errors import ConfigError, RunIncompleteError, TapNylasError
@@ -21,11 +27,15 @@ from tap_nylas.scheduler import Scheduler
 from tap_nylas.streams import STREAM_TYPES
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterator
     from types import FrameType
 
     from singer_sdk import Stream
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+MAX_LOOKBACK_DAYS = 3650
+MAX_LOOKAHEAD_DAYS = 1825
+MAX_INCREMENTAL_LOOKBACK = 30 * 86400
 
 
 class RepeatedWarningFilter(logging.Filter):
@@ -56,6 +66,17 @@ class RepeatedWarningFilter(logging.Filter):
         for old in [f for f in sdk_logger.filters if isinstance(f, cls)]:
             sdk_logger.removeFilter(old)
         sdk_logger.addFilter(cls())
+
+
+def replication_keys() -> dict[str, str]:
+    """The replication key of each incremental stream, from the stream classes."""
+    keys = {}
+    for stream_type in STREAM_TYPES:
+        # Class attributes of the stream classes; the SDK types them as instance properties.
+        key = getattr(stream_type, "replication_key", None)
+        if isinstance(key, str):
+            keys[str(getattr(stream_type, "name"))] = key  # noqa: B009
+    return keys
 
 
 class TapNylas(Tap):
@@ -108,7 +129,7 @@ class TapNylas(Tap):
         th.Property(
             "page_size",
             th.IntegerType(minimum=1, maximum=200),
-            description="Records per page. Default: the largest each endpoint allows "
+            description="Records per page, 1 to 200. Default: the largest each endpoint allows "
             "(200; 50 for threads).",
         ),
         th.Property(
@@ -118,43 +139,72 @@ class TapNylas(Tap):
         ),
         th.Property(
             "events_lookback_days",
-            th.IntegerType(minimum=0),
+            th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_DAYS),
             default=365,
-            description="Without `start_date`, read events from this many days ago.",
+            description="Without `start_date`, read events from this many days ago; at most "
+            f"{MAX_LOOKBACK_DAYS} (10 years: an iCloud calendar costs a request per 360 days "
+            "of window; set `start_date` to reach further back).",
         ),
         th.Property(
             "events_lookahead_days",
-            th.IntegerType(minimum=0),
+            th.IntegerType(minimum=0, maximum=MAX_LOOKAHEAD_DAYS),
             default=365,
-            description="Read events up to this many days ahead of now.",
+            description="Read events up to this many days ahead of now; at most "
+            f"{MAX_LOOKAHEAD_DAYS} (5 years: every year ahead adds each recurring event's "
+            "occurrences, and a request per iCloud calendar).",
         ),
         th.Property(
             "incremental_lookback_seconds",
-            th.IntegerType(minimum=0),
+            th.IntegerType(minimum=0, maximum=MAX_INCREMENTAL_LOOKBACK),
             default=3600,
             description="Incremental streams (messages, threads, events) re-read this many "
             "seconds before each grant's bookmark, for late arrivals; the warehouse merges the "
-            "overlap on the primary key.",
+            f"overlap on the primary key. At most {MAX_INCREMENTAL_LOOKBACK} (30 days: every "
+            "run re-reads the whole window; to re-read more once, clear the state).",
         ),
         th.Property(
             "max_concurrency",
             th.IntegerType(minimum=1, maximum=64),
             default=8,
-            description="Grants (or calendars) fetched at once. Output and state are the same "
-            "as with 1 (one grant after another); each grant's pages stay sequential.",
+            description="Grants (or calendars) fetched at once, 1 to 64. Output and state are "
+            "the same as with 1 (one grant after another); each grant's pages stay sequential.",
+        ),
+        th.Property(
+            "max_requests_per_grant",
+            th.IntegerType(minimum=1, maximum=32),
+            default=4,
+            description="Requests in flight at once for one grant, across all its streams and "
+            "time slices, 1 to 32. Default 4: Microsoft Graph allows 4 concurrent requests per "
+            "mailbox; Google's quota is per user per second.",
+        ),
+        th.Property(
+            "request_timeout_seconds",
+            th.NumberType(minimum=1, maximum=600),
+            default=150,
+            description="Overall deadline for one request (connect and the whole body), 1 to "
+            "600; a response that takes longer is abandoned and retried. Nylas caps requests "
+            "at 120 s server-side.",
         ),
         th.Property(
             "max_retries",
-            th.IntegerType(minimum=0),
+            th.IntegerType(minimum=0, maximum=20),
             default=5,
-            description="Retries of a request that got 429, 5xx or a dropped connection.",
+            description="Retries of a request that got 429, 5xx or a dropped connection, 0 to "
+            "20 (waits are capped at 2 minutes each, so 20 is about 40 minutes for one request).",
         ),
         th.Property(
             "backoff_factor",
-            th.NumberType(minimum=0),
+            th.NumberType(minimum=0, maximum=60),
             default=2,
-            description="Seconds before the first retry, doubling on each next one; a "
+            description="Seconds before the first retry, 0 to 60, doubling on each next one; a "
             "`Retry-After` header from Nylas takes precedence.",
+        ),
+        th.Property(
+            "progress_interval_seconds",
+            th.IntegerType(minimum=0, maximum=86400),
+            default=30,
+            description="Seconds between progress lines per running stream (partitions "
+            "done/total, records, rate, time left), up to 86400; 0 turns them off.",
         ),
     ).to_dict()
 
@@ -168,16 +218,31 @@ class TapNylas(Tap):
 
     def check_settings(self) -> None:
         """Fail fast, with one line, on settings that would fail later or leak the key."""
+        inputs.check_api_key(self.config.get("api_key"))
         if api_url := self.config.get("api_url"):
-            url = urlparse(str(api_url))
-            if url.scheme not in {"http", "https"} or not url.hostname:
-                msg = f"api_url must be an http(s) URL, got {api_url!r}"
-                raise ConfigError(msg)
-            if url.scheme == "http" and url.hostname not in LOCAL_HOSTS:
-                msg = "api_url must use https (plain http only for localhost/127.0.0.1)"
-                raise ConfigError(msg)
-        _ = self.start_epoch
+            self.check_api_url(str(api_url))
+        if self.start_epoch is not None and self.start_epoch > self.initialized_at // 1000:
+            msg = (
+                f"start_date {self.config['start_date']} is in the future: the run would read "
+                "nothing; set a past date, or leave it out"
+            )
+            raise ConfigError(msg)
         Shard.parse(self.config.get("grant_shard"))
+
+    @staticmethod
+    def check_api_url(api_url: str) -> None:
+        """An http(s) URL, https unless local; shown without any credentials in it."""
+        try:
+            url = urlparse(api_url)
+            host = url.hostname
+        except ValueError:
+            url, host = None, None
+        if url is None or url.scheme not in {"http", "https"} or not host:
+            msg = f"api_url must be an http(s) URL, got {inputs.redact_url(api_url)!r}"
+            raise ConfigError(msg)
+        if url.scheme == "http" and host not in LOCAL_HOSTS:
+            msg = "api_url must use https (plain http only for localhost/127.0.0.1)"
+            raise ConfigError(msg)
 
     @cached_property
     def start_epoch(self) -> int | None:
@@ -193,6 +258,15 @@ class TapNylas(Tap):
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         return int(moment.timestamp())
+
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """The SDK's state loading, after bookmarks the tap did not write are repaired.
+
+        Done here, at init, so every reader of bookmarks (`since()`, the SDK's
+        `increment_state`) sees epoch-second integers no later than the run's start.
+        """
+        now = self.initialized_at // 1000
+        super().load_state(inputs.sanitise_state(state, replication_keys(), now, self.logger))
 
     @cached_property
     def scheduler(self) -> Scheduler:
@@ -273,19 +347,100 @@ class TapNylas(Tap):
         """SDK signal hook (final STATE, then exit), deferred while a line is being written."""
         writer = self.message_writer
         if isinstance(writer, WholeLineWriter) and writer.writing:
-            writer.pending_stop = lambda: self._terminate(signum, frame)
+            writer.pending_stop = lambda: self._terminate(signum)
         else:
-            self._terminate(signum, frame)
+            self._terminate(signum)
 
-    def _terminate(self, signum: int, frame: FrameType | None) -> None:
+    def _terminate(self, signum: int) -> t.NoReturn:
+        """Final STATE, then exit 128 + signal (143 for SIGTERM, 130 for SIGINT).
+
+        Replaces the SDK's handler, which exits 0: an orchestrator could not tell a
+        stopped run from a finished one.
+        """
         self.state_writer.flush(self.state)  # now, whatever the proportional writer held
-        super()._handle_termination(signum, frame)
+        code = 128 + signum
+        self.logger.warning(
+            "Stopped by %s: final STATE written, exit code %d", signal.Signals(signum).name, code
+        )
+        sys.exit(code)
+
+    # SDK hooks. The SDK reads `--config`, `--state` and `--catalog` and validates the
+    # config itself, with tracebacks for unreadable files and messages that quote the
+    # offending value (for api_key, the key). These overrides, and only these, reach into
+    # SDK internals (`_ConfigInput`, `JSONSchemaValidator`, `_validate_config`, click
+    # option types); re-check them when upgrading singer-sdk.
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """The SDK's JSON Schema check, on a normalised config, never showing a secret."""
+        self._config = inputs.normalise_config(self._config)
+        schema = self.config_jsonschema
+        self.append_builtin_config(schema)
+        secrets = inputs.secret_values(self._config)
+        # The SDK's validator: it also fills in the defaults.
+        errors = [
+            inputs.redact(inputs.describe_error(error), secrets)
+            for error in JSONSchemaValidator(schema).iter_errors(self._config)
+        ]
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors, schema=schema)
+        if errors:
+            self.logger.warning("Config validation failed")
+        return errors
+
+    @classmethod
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
+        """`--config` files, each missing, empty or non-JSON one reported in one line."""
+        with cls._user_errors():
+            config, parse_env = inputs.read_config_files(value)
+        return _ConfigInput(config=config, parse_env=parse_env)
+
+    @classmethod
+    def cb_input_file(cls, ctx: click.Context, param: click.Parameter, value: str | None) -> t.Any:
+        """`--state` and `--catalog`: checked here, then handed to the SDK as a file."""
+        if value is None:
+            return None
+        with cls._user_errors():
+            text, _ = inputs.read_json_object(value, f"{param.name} file")
+        return io.StringIO(text)
+
+    @classmethod
+    def get_singer_command(cls) -> click.Command:
+        """The SDK's command, with `--state` and `--catalog` read by `cb_input_file`.
+
+        The SDK opens them as `click.File`: a missing file is a three-line usage error and
+        an empty or non-JSON one a traceback from deep inside `Tap.invoke`.
+        """
+        command = super().get_singer_command()
+        for option in command.params:
+            if option.name in {"state", "catalog"}:
+                option.type = click.STRING
+                option.callback = cls.cb_input_file
+        return command
+
+    @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """The SDK's `--discover`, with one line for a problem the user can fix."""
+        with cls._user_errors():
+            super().cb_discover(ctx, param, value)
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """The SDK's `--test`, with one line for a problem the user can fix."""
+        with cls._user_errors():
+            super().cb_test(ctx, param, value)
 
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
         """Run the CLI; a problem the user can fix ends it with one line, not a traceback."""
-        try:
+        with cls._user_errors():
             super().invoke(*args, **kwargs)
+
+    @classmethod
+    @contextlib.contextmanager
+    def _user_errors(cls) -> Iterator[None]:
+        """One ERROR line and exit 1 for a problem the user can fix."""
+        try:
+            yield
         except ConfigValidationError as error:
             cls.logger.error("Invalid config: %s", "; ".join(error.errors) or error)
             sys.exit(1)

@@ -29,7 +29,7 @@ def test_sigterm_during_a_write_waits_for_the_line_then_writes_state_and_exits()
         with pytest.raises(SystemExit) as stopped:
             writer.write_message(record)  # finishes its line, then the stop happens
 
-    assert stopped.value.code == 0
+    assert stopped.value.code == 128 + signal.SIGTERM  # 143: stopped, not finished
     out.flush()
     lines = out.buffer.getvalue().decode().split("\n")  # type: ignore[attr-defined]
     messages = [json.loads(line) for line in lines if line]
@@ -37,11 +37,12 @@ def test_sigterm_during_a_write_waits_for_the_line_then_writes_state_and_exits()
     assert messages[0]["record"]["body"] == "x" * 100_000
 
 
-def test_sigterm_between_writes_stops_at_once() -> None:
+def test_sigint_between_writes_stops_at_once() -> None:
     tap = TapNylas(config=BASE_CONFIG)
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
-    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-        tap._handle_termination(signal.SIGTERM, None)
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as stopped:
+        tap._handle_termination(signal.SIGINT, None)
+    assert stopped.value.code == 130  # 128 + SIGINT
     out.flush()
     (line,) = out.buffer.getvalue().decode().splitlines()  # type: ignore[attr-defined]
     assert json.loads(line)["type"] == "STATE"

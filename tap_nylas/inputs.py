@@ -1,0 +1,355 @@
+"""Inputs checked before any request: config and state files, secrets, bookmarks.
+
+A user's mistake in a file or a setting ends the run with one line naming it, and a
+value that may be secret (the API key, credentials in `api_url`) is never repeated in
+that line. Bookmarks the tap did not write itself are repaired or dropped with a
+warning rather than crashing the run half-way or silently reading nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import re
+import typing as t
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tap_nylas.errors import ConfigError, TapNylasError
+
+if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Iterable, Mapping
+
+    from jsonschema import ValidationError
+
+#: Settings whose value is never shown: `api_url` may carry `user:password@`.
+SECRET_SETTINGS = frozenset({"api_key", "api_url"})
+REDACTED = "***"
+# Shorter pieces of a secret are too common to redact without mangling messages.
+MIN_SECRET_PIECE = 4
+EXAMPLES_SHOWN = 5
+
+
+class InputFileError(TapNylasError):
+    """A config, state or catalog file is missing, unreadable, empty or not a JSON object."""
+
+
+# Files.
+
+
+def read_json_object(path: str, what: str) -> tuple[str, dict]:
+    """The text of a JSON-object file and its parsed value, or one line saying what is wrong.
+
+    `what` names the file's role ("config file", "state file") in the message. The
+    parser's message gives a position only, never the content (which may hold the key).
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputFileError(f"{what} {path!r} was not found") from None
+    except IsADirectoryError:
+        raise InputFileError(f"{what} {path!r} is a directory, not a file") from None
+    except PermissionError:
+        raise InputFileError(f"{what} {path!r} cannot be read: permission denied") from None
+    except UnicodeDecodeError:
+        raise InputFileError(f"{what} {path!r} is not UTF-8 text") from None
+    except OSError as error:
+        raise InputFileError(f"{what} {path!r} cannot be read: {error.strerror}") from None
+    if not text.strip():
+        raise InputFileError(f"{what} {path!r} is empty; it must hold a JSON object")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise InputFileError(f"{what} {path!r} is not valid JSON ({where}: {error.msg})") from None
+    except RecursionError:
+        raise InputFileError(f"{what} {path!r} is nested too deeply to be read") from None
+    if not isinstance(value, dict):
+        kind = type(value).__name__.replace("NoneType", "null")
+        raise InputFileError(f"{what} {path!r} must hold a JSON object, not a JSON {kind}")
+    return text, value
+
+
+def read_config_files(paths: Iterable[str]) -> tuple[dict, bool]:
+    """`--config` values merged in order, and whether `ENV` asked for the environment too."""
+    config: dict = {}
+    parse_env = False
+    for path in paths:
+        if path == "ENV":
+            parse_env = True
+            continue
+        config |= read_json_object(path, "config file")[1]
+    return config, parse_env
+
+
+# Secrets.
+
+
+def normalise_config(config: dict) -> dict:
+    """`config` with null settings left out and whitespace stripped from `api_key`.
+
+    JSON Schema lets every optional setting be null, but a null `max_retries` would
+    crash the run; left out, it takes its default like an unset one. A key pasted with
+    a trailing newline would otherwise be refused by the HTTP library, which puts the
+    whole header value, the key, in its error.
+    """
+    result = {name: value for name, value in config.items() if value is not None}
+    key = result.get("api_key")
+    if isinstance(key, str):
+        result["api_key"] = key.strip()
+    return result
+
+
+def check_api_key(key: object) -> None:
+    """Fail with one line if `key` cannot be sent as an HTTP header value; never show it."""
+    if not isinstance(key, str):
+        return  # JSON Schema reports the type, without the value (see `describe_error`)
+    for position, char in enumerate(key, start=1):
+        code = ord(char)
+        if code > 0xFF:
+            kind = "a character outside Latin-1"
+        elif code < 0x20 or 0x7F <= code <= 0x9F:
+            kind = "a control character"
+        else:
+            continue
+        msg = (
+            f"api_key has {kind} at position {position}, which cannot be sent in an HTTP "
+            "header: copy the key again from the Nylas dashboard (the key is not shown)"
+        )
+        raise ConfigError(msg)
+
+
+def secret_values(config: Mapping[str, t.Any]) -> list[str]:
+    """Strings that must never be shown: the key, its pieces, credentials in `api_url`."""
+    secrets: list[str] = []
+    key = config.get("api_key")
+    if key is not None and not isinstance(key, (dict, list)):
+        text = str(key)
+        # A key with a stray newline would be shown as two pieces, or with `\n` escaped.
+        secrets += [text, text.strip(), repr(text)[1:-1], *re.split(r"[\s\x00-\x1f]+", text)]
+    url = config.get("api_url")
+    if isinstance(url, str):
+        try:
+            parts = urlsplit(url)
+            secrets += [parts.username or "", parts.password or ""]
+        except ValueError:
+            secrets.append(url)  # not even a URL: show none of it
+    pieces = {s for s in secrets if len(s) >= MIN_SECRET_PIECE}
+    return sorted(pieces, key=len, reverse=True)  # longest first: a piece inside the whole
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret replaced by `***`."""
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact_url(url: object) -> str:
+    """`url` for a message: `user:password@` replaced by `***@`."""
+    text = str(url)
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return "(not shown: not a URL)"
+    if parts.username is None and parts.password is None:
+        return text
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{REDACTED}@{host}").geturl()
+
+
+def describe_error(error: ValidationError, secret: frozenset[str] = SECRET_SETTINGS) -> str:
+    """A JSON Schema error as one line; for a secret setting, without its value.
+
+    jsonschema's own message starts with the offending value (`12345 is not of type
+    'string'`), which for `api_key` is the key.
+    """
+    where = "".join(f"[{part!r}]" for part in error.path)
+    setting = error.path[0] if error.path else None
+    if setting not in secret:
+        return f"{error.message} in config{where}" if where else error.message
+    types = error.validator_value
+    expected = {
+        "type": f"must be a {' or '.join(types) if isinstance(types, list) else types}",
+        "minLength": "must not be empty",
+        "format": f"must be a valid {error.validator_value}",
+    }.get(str(error.validator), f"fails the {error.validator!r} check")
+    return f"config{where} {expected} (its value is not shown)"
+
+
+# Bookmarks.
+
+
+class _Findings:
+    """Repairs made to one state, reported as one warning per stream and kind."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, str, str], list[str]] = {}
+
+    def add(self, stream: str, problem: str, action: str, where: str) -> None:
+        self._found.setdefault((stream, problem, action), []).append(where)
+
+    def log(self, logger: logging.Logger) -> None:
+        for (stream, problem, action), places in self._found.items():
+            shown = "; ".join(places[:EXAMPLES_SHOWN])
+            more = len(places) - EXAMPLES_SHOWN
+            logger.warning(
+                "State of %s: %d bookmark(s) %s; %s. Where: %s%s",
+                stream,
+                len(places),
+                problem,
+                action,
+                shown,
+                f"; and {more} more" if more > 0 else "",
+            )
+
+
+def sanitise_state(
+    state: object, replication_keys: Mapping[str, str], now: int, logger: logging.Logger
+) -> dict:
+    """The state with every incremental bookmark an epoch-seconds integer no later than `now`.
+
+    The tap writes integers (epoch seconds) in `bookmarks.<stream>.partitions[]
+    .replication_key_value`. Anything else (an ISO date, a numeric string, a float, a
+    value in the future) came from a hand edit, another tool or a wrong clock: it is
+    converted, clamped to `now` or dropped (that partition then starts from
+    `start_date`), with a warning. Entries are replaced, never edited in place.
+    """
+    if not isinstance(state, dict):
+        logger.warning("State is not a JSON object: ignored, every stream starts afresh")
+        return {}
+    if state.get("type") == "STATE" and isinstance(state.get("value"), dict):
+        logger.warning("State is a whole STATE message: using its `value`")
+        state = t.cast("dict", state["value"])
+    bookmarks = state.get("bookmarks")
+    if bookmarks is None:
+        return state
+    if not isinstance(bookmarks, dict):
+        logger.warning("State: `bookmarks` is not an object: ignored, every stream starts afresh")
+        return {**state, "bookmarks": {}}
+    findings = _Findings()
+    repaired: dict = {}
+    for stream, stream_state in bookmarks.items():
+        key = replication_keys.get(stream)
+        fixed = (
+            stream_state
+            if key is None
+            else _Repair(stream, key, now, findings).stream(stream_state)
+        )
+        if fixed is not None:
+            repaired[stream] = fixed
+    findings.log(logger)
+    return {**state, "bookmarks": repaired}
+
+
+class _Repair:
+    """Repairs of one incremental stream's state, recorded in `findings`."""
+
+    def __init__(self, stream: str, key: str, now: int, findings: _Findings) -> None:
+        self.name, self.key, self.now = stream, key, now
+        self._add = functools.partial(findings.add, stream)
+
+    def stream(self, state: object) -> dict | None:
+        """The stream's state, repaired; None to drop it."""
+        if not isinstance(state, dict):
+            self._add("are not an object", "dropped, the stream starts afresh", "stream")
+            return None
+        declared = state.get("replication_key")
+        if declared is not None and declared != self.key:
+            problem = f"are on {declared!r}, not {self.key!r}"
+            self._add(problem, "dropped, the stream starts afresh", "stream")
+            return None
+        result = self.entry(state, "stream level")
+        partitions = state.get("partitions")
+        if partitions is not None and not isinstance(partitions, list):
+            self._add("are not a list of partitions", "dropped", "stream")
+            partitions = []
+        if partitions is not None:
+            fixed = (self.partition(entry) for entry in partitions)
+            result["partitions"] = [entry for entry in fixed if entry is not None]
+        return result
+
+    def partition(self, entry: object) -> dict | None:
+        """One partition's entry, repaired; None to drop one that has no context."""
+        context = entry.get("context") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or not isinstance(context, dict):
+            self._add("have no partition context", "dropped", repr(entry)[:80])
+            return None
+        where = ", ".join(f"{k} {v}" for k, v in context.items())
+        declared = entry.get("replication_key")
+        if declared is not None and declared != self.key:
+            problem = f"are on {declared!r}, not {self.key!r}"
+            self._add(problem, "read from start_date", where)
+            return {k: v for k, v in entry.items() if k != "replication_key_value"}
+        return self.entry(entry, where)
+
+    def entry(self, entry: dict, where: str) -> dict:
+        """`entry` with its `replication_key_value` an integer no later than now, or without."""
+        if "replication_key_value" not in entry:
+            return dict(entry)
+        raw = entry["replication_key_value"]
+        value, problem = parse_bookmark(raw)
+        result = {k: v for k, v in entry.items() if k != "replication_key_value"}
+        if value is None:
+            self._add(problem, "dropped, read from start_date", f"{where} ({_show(raw)})")
+            return result
+        if problem:
+            self._add(problem, "read as epoch seconds", f"{where} ({_show(raw)} -> {value})")
+        if value > self.now:
+            action = (
+                f"clamped to this run's start ({_iso(self.now)}); if it was never real, "
+                "delete it from the state to re-read from start_date"
+            )
+            self._add("are later than this run's start", action, f"{where} ({_iso(value)})")
+            value = self.now
+        result["replication_key_value"] = value
+        return result
+
+
+def parse_bookmark(raw: object) -> tuple[int | None, str]:
+    """Epoch seconds from what a bookmark holds, and what was unusual about it ("" if not)."""
+    if isinstance(raw, bool) or raw is None:
+        return None, "are not a timestamp"
+    if isinstance(raw, int):
+        return (raw, "") if raw >= 0 else (None, "are negative")
+    if isinstance(raw, (float, Decimal)):
+        number = float(raw)
+        if not math.isfinite(number) or number < 0:
+            return None, "are not a valid timestamp"
+        return math.floor(number), "are fractional"
+    if isinstance(raw, str):
+        return _parse_text(raw.strip())
+    return None, "are not a timestamp"
+
+
+def _parse_text(text: str) -> tuple[int | None, str]:
+    try:
+        number = Decimal(text)
+    except ArithmeticError:
+        pass
+    else:
+        value, _ = parse_bookmark(number)
+        return value, "are numeric strings"
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None, "are not a timestamp"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(int(moment.timestamp()), 0), "are ISO date-times"
+
+
+def _show(raw: object) -> str:
+    """A bookmark as it was written in the state file."""
+    return str(raw) if isinstance(raw, (int, float, Decimal)) else repr(raw)[:80]
+
+
+def _iso(epoch: int) -> str:
+    try:
+        return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{epoch} s"
