@@ -113,6 +113,8 @@ class GrantDirectory:
         readable = [g for g in grants if g.valid and g.provider not in stream.unsupported_providers]
         if skipped := len(grants) - len(readable):
             invalid = sum(not g.valid for g in grants)
+            if invalid:
+                stream.note_incomplete(f"{invalid} invalid grant(s) not read")
             stream.logger.info(
                 "%s: reading %d grants; skipping %d invalid grants and %d whose provider "
                 "has no %s endpoint",
@@ -148,4 +150,5 @@ class GrantDirectory:
             return [r["id"] for r in calendars.request_records({"grant_id": grant_id})]  # type: ignore[attr-defined]
         except PartitionUnavailableError as error:
             events.logger.warning("Skipping events for grant %s: %s", grant_id, error)
+            events.note_incomplete(f"calendars of grant {grant_id} not listed")
             return []

@@ -18,6 +18,7 @@ from tap_nylas.directory import GrantDirectory, Shard
 from tap_nylas.errors import ConfigError, TapNylasError
 from tap_nylas.output import ProportionalStateWriter, WholeLineWriter
 from tap_nylas.streams import STREAM_TYPES
+from tap_nylas.versions import ActivateVersionSetting
 
 if t.TYPE_CHECKING:
     from types import FrameType
@@ -57,7 +58,7 @@ class RepeatedWarningFilter(logging.Filter):
         sdk_logger.addFilter(cls())
 
 
-class TapNylas(Tap):
+class TapNylas(ActivateVersionSetting, Tap):
     """Singer tap for a whole Nylas v3 application."""
 
     name = "tap-nylas"
