@@ -32,7 +32,9 @@ from tap_nylas.errors import (
     RetryableError,
     TapNylasError,
 )
+from tap_nylas.selection import CatalogFieldsMixin
 from tap_nylas.state import IndexedStateManager
+from tap_nylas.versions import ActivateVersionMixin
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterator
@@ -232,7 +234,7 @@ class Slice:
         return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
 
 
-class NylasStream(RESTStream[t.Any]):
+class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, RESTStream[t.Any]):
     """Base stream: one place for the Nylas base URL, auth, errors, retries and paging."""
 
     #: Largest `limit` the endpoint accepts.
@@ -445,22 +447,8 @@ class NylasStream(RESTStream[t.Any]):
         return PartitionFailedError(detail)
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        """Only the fields the schema declares (Nylas adds fields; targets expect the schema)."""
-        known = self._schema_fields
-        return row if known.issuperset(row) else {k: v for k, v in row.items() if k in known}
-
-    @cached_property
-    def _schema_fields(self) -> frozenset[str]:
-        return frozenset(self.schema["properties"])
-
-    def note_incomplete(self, reason: str) -> None:
-        """Remember that this run did not read all of the stream, and why."""
-        self.incomplete_reasons.append(reason)
-
-    @cached_property
-    def incomplete_reasons(self) -> list[str]:
-        """Why this run did not read the whole stream (skipped or failed partitions)."""
-        return []
+        """Only the catalog's fields, typed as the SCHEMA says (targets expect the SCHEMA)."""
+        return self.shape_record(row, context)
 
 
 class GrantScopedStream(NylasStream):
@@ -482,6 +470,7 @@ class GrantScopedStream(NylasStream):
     bookmark_keys: t.ClassVar[tuple[str, ...]] = ("grant_id",)
     #: A stream whose partitions can only be worked out once that stream is written.
     depends_on: t.ClassVar[str | None] = None
+    supports_select = True
 
     @property  # type: ignore[misc]
     def state_partitioning_keys(self) -> list[str]:
@@ -569,8 +558,9 @@ class GrantScopedStream(NylasStream):
         return super().post_process(row, context)
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
-        """Paging, plus the incremental filter where the stream has one."""
+        """Paging, `select`, plus the incremental filter where the stream has one."""
         params = super().get_url_params(context, next_page_token)
+        params.update(self.select_params())
         if self.since_param and context:
             if self.since_param in context:  # a time-range slice carries its own bound
                 params[self.since_param] = context[self.since_param]
@@ -635,6 +625,7 @@ class GrantScopedStream(NylasStream):
                     self._write_state_message()
         if write_messages:
             self._write_state_message()
+        self.activate_pending_version()  # versions.py: after the stream's last record
 
     def _partition_done(self, partition: Partition, error: Exception | None) -> None:
         """Finalise a written partition's bookmark, or keep the old one and say why."""

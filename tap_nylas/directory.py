@@ -119,6 +119,8 @@ class GrantDirectory:
         readable = [g for g in grants if g.valid and g.provider not in stream.unsupported_providers]
         if skipped := len(grants) - len(readable):
             invalid = sum(not g.valid for g in grants)
+            if invalid:
+                stream.note_incomplete(f"{invalid} invalid grant(s) not read")
             stream.logger.info(
                 "%s: reading %d grants; skipping %d invalid grants and %d whose provider "
                 "has no %s endpoint",

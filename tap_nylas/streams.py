@@ -52,6 +52,7 @@ class ConnectorsStream(NylasStream):
     primary_keys = ("provider",)
     paging = "offset"
     admin_endpoint = True
+    read_per_grant = False
 
     def get_records(self, context: Context | None) -> Iterable[dict]:
         """Connectors (and so credentials) once per application: on grant shard 1."""
@@ -71,6 +72,7 @@ class CredentialsStream(NylasStream):
     paging = "offset"
     admin_endpoint = True
     parent_stream_type = ConnectorsStream
+    read_per_grant = False
 
 
 # Grant-scoped lists (cursor paging, one partition per grant).
@@ -230,6 +232,7 @@ class ScheduledMessagesStream(GrantScopedStream):
     primary_keys = ("grant_id", "schedule_id")
     unsupported_providers = NO_MAIL
     paging = None
+    supports_select = False
 
 
 class EventsStream(GrantScopedStream):

@@ -25,6 +25,7 @@ from tap_nylas.errors import ConfigError, RunIncompleteError, TapNylasError
 from tap_nylas.output import ProportionalStateWriter, WholeLineWriter
 from tap_nylas.scheduler import Scheduler
 from tap_nylas.streams import STREAM_TYPES
+from tap_nylas.versions import ActivateVersionSetting
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -79,7 +80,7 @@ def replication_keys() -> dict[str, str]:
     return keys
 
 
-class TapNylas(Tap):
+class TapNylas(ActivateVersionSetting, Tap):
     """Singer tap for a whole Nylas v3 application."""
 
     name = "tap-nylas"
