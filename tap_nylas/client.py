@@ -218,6 +218,8 @@ class Slice:
     exclude: frozenset[str] = frozenset()
     pages: int = 0
     depth: int = 0
+    #: Response bytes of the last page: what its records weigh in memory, roughly.
+    last_size: int = 0
 
     @property
     def finished(self) -> bool:
@@ -350,6 +352,7 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, RESTStream[t.Any]):
         except RuntimeError as error:  # the SDK's loop detection
             raise RepeatedCursorError(str(error)) from None
         piece.pages += 1
+        piece.last_size = len(response.content)
         return [r for r in records if piece.keeps(r, self.replication_key)]
 
     def send(self, prepared: requests.PreparedRequest) -> requests.Response:

@@ -13,10 +13,10 @@ worker runs next is the most urgent runnable request:
   request, and halves the number of requests in flight until successes grow it back.
 
 Partitions are written in completion order (`next_partition`): a finished one first,
-else one that reached its page cap, streamed as its pages arrive. Memory is bounded by
-pages, never by mailbox size or grant count: at most `open_limit` partitions are open,
-each holding at most `PAGES_PER_PARTITION` unwritten pages (the partition being written
-has no cap: the writer drains it).
+else one that filled its buffer, streamed as its pages arrive. Memory is bounded by
+bytes of unwritten pages, never by mailbox size or grant count: a partition holds at
+most `PARTITION_BYTES`, all of them together `BUFFER_BYTES` (the partition being
+written has no cap: the writer drains it), and at most `open_limit` are being fetched.
 """
 
 from __future__ import annotations
@@ -40,8 +40,12 @@ if t.TYPE_CHECKING:
 
 LOGGER = logging.getLogger("tap-nylas.scheduler")
 
-#: Unwritten pages a partition may hold before its slices wait for the writer.
-PAGES_PER_PARTITION = 4
+#: Unwritten response bytes a partition may hold before its slices wait for the writer:
+#: a few full pages of mail. Counted in bytes, not pages: a mailbox split into time
+#: ranges returns many short pages.
+PARTITION_BYTES = 4 << 20
+#: Unwritten response bytes of all partitions together.
+BUFFER_BYTES = 64 << 20
 #: Open partitions per worker: enough that one slow partition leaves others to fetch.
 OPEN_PER_WORKER = 4
 #: Successes after which a concurrency cut (application 429) grows back by one.
@@ -72,9 +76,11 @@ class Partition:
     context: dict
     order: tuple[int, int]
     open_slices: int = 0
-    pages: deque[list[dict]] = field(default_factory=deque)
+    pages: deque[tuple[list[dict], int]] = field(default_factory=deque)
     error: Exception | None = None
     done: bool = False
+    #: Response bytes of the pages not yet written.
+    size: int = 0
     writing: bool = False
     #: Records dropped because they lacked their key: the bookmark must not move.
     keyless: int = 0
@@ -137,6 +143,7 @@ class Scheduler:
         self._grant_resume: dict[str, float] = {}
         self._app_resume = 0.0
         self._in_flight = 0
+        self._buffered = 0
         self._limit = workers
         self._successes = 0
         self._closed = False
@@ -158,8 +165,8 @@ class Scheduler:
             with self._cv:
                 mine = [p for p in self._open if p.stream is stream and not p.writing]
                 done = [p for p in mine if p.done]
-                # A partition at its page cap waits for the writer: stream it.
-                full = [p for p in mine if len(p.pages) >= PAGES_PER_PARTITION]
+                # A partition whose buffer is full waits for the writer: stream it.
+                full = [p for p in mine if p.size and not self._may_buffer(p)]
                 if done or full:
                     chosen = min(done or full, key=lambda p: p.order)
                     chosen.writing = True
@@ -179,7 +186,9 @@ class Scheduler:
                     self._cv.wait()
                 if not partition.pages:
                     break
-                page = partition.pages.popleft()
+                page, size = partition.pages.popleft()
+                partition.size -= size
+                self._buffered -= size
                 self._cv.notify_all()  # room in the partition's buffer
             yield page
         with self._cv:
@@ -200,6 +209,7 @@ class Scheduler:
         """Drop what earlier streams left open (a dry run stops after one record)."""
         with self._cv:
             for partition in [p for p in self._open if p.order[0] < feed.index]:
+                self._buffered -= partition.size
                 self._finish(partition, partition.error)
                 self._open.remove(partition)
                 self._feeds[partition.stream.name].open -= 1
@@ -226,7 +236,7 @@ class Scheduler:
                 partitions = feed.stream.partitions or []
                 self.stats[feed.stream.name].partitions = len(partitions)
                 feed.pending = enumerate(partitions)
-            while len(self._open) < self._open_limit or (
+            while (self._fetching() < self._open_limit and self._buffered < BUFFER_BYTES) or (
                 feed is current and feed.open < self._open_limit
             ):
                 item = next(feed.pending, None)
@@ -304,7 +314,14 @@ class Scheduler:
         partition = task.partition
         if self._grant_busy[partition.grant_id] >= self.per_grant:
             return False
-        return partition.writing or len(partition.pages) < PAGES_PER_PARTITION
+        return partition.writing or self._may_buffer(partition)
+
+    def _may_buffer(self, partition: Partition) -> bool:
+        return partition.size < PARTITION_BYTES and self._buffered < BUFFER_BYTES
+
+    def _fetching(self) -> int:
+        """Open partitions not finished yet: finished ones only wait to be written."""
+        return sum(not p.done for p in self._open)
 
     def _settle(self, task: _Task, outcome: list[dict] | Exception) -> None:
         """Record a request's outcome: pages, follow-up requests, retries, failures."""
@@ -323,7 +340,10 @@ class Scheduler:
         records, keyless = stream.keep_keyed(outcome, partition.context)
         partition.keyless += keyless
         if records:
-            partition.pages.append(records)
+            size = task.slice.last_size
+            partition.pages.append((records, size))
+            partition.size += size
+            self._buffered += size
         piece = task.slice
         idle = self.per_grant - self._grant_load(partition.grant_id)
         followers = stream.split_slice(piece, outcome, idle) if self.per_grant > 1 else None

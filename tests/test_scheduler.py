@@ -44,6 +44,7 @@ class FakeStream:
         self.in_flight: Counter[str] = Counter()
         self.max_in_flight: Counter[str] = Counter()
         self.slices_per_partition = 1
+        self.page_bytes = 0
         self.logger = logging.getLogger(f"test.{name}")
         self._lock = threading.Lock()
 
@@ -71,6 +72,7 @@ class FakeStream:
             with self._lock:
                 self.in_flight[grant] -= 1
             piece.pages += 1
+            piece.last_size = self.page_bytes
             if piece.pages >= self.pages:
                 piece.paginator._finished = True
 
@@ -200,14 +202,21 @@ def test_a_partition_that_keeps_failing_fails_alone() -> None:
     assert scheduler.stats["messages"].failed == 1
 
 
-def test_memory_is_bounded_by_pages_not_grants() -> None:
-    stream = FakeStream("messages", [f"g{n}" for n in range(200)], pages=1)
-    scheduler = make([stream], workers=2)
-    partition = scheduler.next_partition(stream)  # type: ignore[arg-type]
-    assert partition is not None
-    time.sleep(0.5)  # workers fetch ahead while nothing is written
+def test_memory_is_bounded_by_bytes_not_grants(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tap_nylas.scheduler.BUFFER_BYTES", 5 << 20)
+    stream = FakeStream("messages", [f"g{n}" for n in range(60)], pages=1)
+    stream.page_bytes = 1 << 20
+    scheduler = make([stream], workers=4)
+    peak = 0
+    while (partition := scheduler.next_partition(stream)) is not None:  # type: ignore[arg-type]
+        time.sleep(0.03)  # a slow writer: fetching runs ahead of it
+        peak = max(peak, scheduler._buffered)
+        for _ in scheduler.pages(partition):
+            pass
 
-    assert len(stream.requests) <= 2 * 4 + 2  # open partitions: 4 per worker
+    # the budget, plus the pages that were in flight when it filled up
+    assert peak <= (5 + 4) << 20
+    assert len(stream.requests) == 60
 
 
 def test_progress_lines_while_running_and_a_summary_at_the_end(
