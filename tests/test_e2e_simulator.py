@@ -125,15 +125,21 @@ def test_a_full_sync_emits_exactly_the_truth_despite_faults(
     assert "Skipping" in tap.stderr
 
 
-def test_concurrent_output_equals_sequential_output() -> None:
-    """Same records (each once) and same final bookmarks; only the order may differ."""
+@pytest.mark.parametrize("faults", [None, Faults(rate=0.06, retry_after=0.1)], ids=["clean", "faults"])
+def test_concurrent_output_equals_sequential_output(faults: Faults | None) -> None:
+    """Same records (each once) and same final bookmarks; only the order may differ.
+
+    300 messages a grant: the concurrent run splits mailboxes into time ranges.
+    """
     started = int(time.time())
     with NylasSimulator(
-        seed=5, grants=16, records_per_grant=30, api_key=API_KEY, latency=0.005
+        seed=5, grants=12, records_per_grant=300, api_key=API_KEY, latency=0.005, faults=faults
     ) as sim:
-        sequential = run_sync(tap_config(sim, max_concurrency=1))
-        concurrent = run_sync(tap_config(sim, max_concurrency=8))
+        sequential = run_sync(tap_config(sim, max_concurrency=1, max_retries=8))
+        sim.reset_log()
+        concurrent = run_sync(tap_config(sim, max_concurrency=8, max_retries=8))
         in_flight = max(entry["in_flight"] for entry in sim.request_log)
+        assert any("received_before" in entry["params"] for entry in sim.request_log)
 
     def mask(value: t.Any) -> str:
         # Bookmarks of data dated in the future stop at each run's start (the signpost),
