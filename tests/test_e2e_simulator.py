@@ -125,7 +125,9 @@ def test_a_full_sync_emits_exactly_the_truth_despite_faults(
     assert "Skipping" in tap.stderr
 
 
-@pytest.mark.parametrize("faults", [None, Faults(rate=0.06, retry_after=0.1)], ids=["clean", "faults"])
+@pytest.mark.parametrize(
+    "faults", [None, Faults(rate=0.06, retry_after=0.1)], ids=["clean", "faults"]
+)
 def test_concurrent_output_equals_sequential_output(faults: Faults | None) -> None:
     """Same records (each once) and same final bookmarks; only the order may differ.
 
