@@ -165,10 +165,11 @@ class Scheduler:
             with self._cv:
                 mine = [p for p in self._open if p.stream is stream and not p.writing]
                 done = [p for p in mine if p.done]
-                # A partition whose buffer is full waits for the writer: stream it.
-                full = [p for p in mine if p.size and not self._may_buffer(p)]
-                if done or full:
-                    chosen = min(done or full, key=lambda p: p.order)
+                # A partition whose buffer is full (or all buffers together are) waits
+                # for the writer: stream it.
+                blocked = [p for p in mine if not self._may_buffer(p)]
+                if done or blocked:
+                    chosen = min(done or blocked, key=lambda p: (-p.size, p.order))
                     chosen.writing = True
                     self._cv.notify_all()  # its slices may run past the page cap now
                     return chosen
