@@ -14,8 +14,8 @@ directory, so that no directory of the checkout or of the venv needs to be opene
 
 A server that cannot be started fails the tests that use it; nothing is skipped.
 
-Run ``python -m tests.postgres_server`` to start one by hand: it prints the URL and stops the
-server on Ctrl-C.
+Run ``python -m tests.postgres_server`` to start one by hand: it prints the URL, and stops and
+deletes the server on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -262,7 +263,12 @@ def postgres_dsn() -> t.Iterator[str]:
         server.stop()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)
     with private_server() as running:
         print(running.dsn, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
