@@ -45,7 +45,6 @@ PLUGIN: dict[str, t.Any] = {
     "namespace": "tap_nylas",
     "label": "Nylas",
     "description": "Nylas v3 grants, mail, calendars, events, contacts and connectors",
-    "logo_url": "https://www.nylas.com/favicon.ico",
     "domain_url": "https://www.nylas.com/",
     "repo": REPO_URL,
     "docs": f"{REPO_URL}#readme",
