@@ -24,20 +24,6 @@ INSTALL_TIMEOUT = 600
 LOAD_TIMEOUT = 300
 
 
-def _unavailable(reason: str) -> t.NoReturn:
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def postgres_url() -> str:
-    """TEMPORARY: replaced by tests/postgres_server.py at merge (`postgres_dsn`)."""
-    url = os.environ.get("TAP_NYLAS_E2E_POSTGRES")
-    if not url:
-        _unavailable("TAP_NYLAS_E2E_POSTGRES is not set (postgresql://user:pass@host:port/db)")
-    return url
-
-
 @functools.cache
 def executable() -> str:
     """target-postgres, installed once per session unless given."""
@@ -53,7 +39,7 @@ def executable() -> str:
         check=False,
     )
     if done.returncode != 0:
-        _unavailable(f"pip install {TARGET_SPEC} failed: {done.stderr[-2000:]}")
+        pytest.fail(f"pip install {TARGET_SPEC} failed: {done.stderr[-2000:]}", pytrace=False)
     return str(venv / "bin" / "target-postgres")
 
 

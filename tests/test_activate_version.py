@@ -16,13 +16,7 @@ import pytest
 from tap_nylas.simulator import NylasSimulator
 from tests.conftest import SyncResult, run_sync
 from tests.fake_api import FakeNylas
-from tests.target_postgres import connect, load, postgres_url
-
-
-# TEMPORARY: replaced by tests/postgres_server.py at merge
-@pytest.fixture(scope="session")
-def postgres_dsn() -> str:
-    return postgres_url()
+from tests.target_postgres import connect, load
 
 
 @pytest.fixture

@@ -16,14 +16,7 @@ from jsonschema import Draft7Validator
 
 from tests.conftest import run_sync
 from tests.fake_api import FakeNylas
-from tests.target_postgres import connect, load, postgres_url
-
-
-# TEMPORARY: replaced by tests/postgres_server.py at merge
-@pytest.fixture(scope="session")
-def postgres_dsn() -> str:
-    return postgres_url()
-
+from tests.target_postgres import connect, load
 
 STREAMS = ["grants", "folders", "contacts", "scheduled_messages"]
 
