@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import typing as t
 from collections import defaultdict
 
 import pytest
+from click.testing import CliRunner
 
 from tap_nylas.tap import TapNylas
 
@@ -56,23 +58,46 @@ def selected_catalog(tap: TapNylas, streams: t.Iterable[str]) -> dict:
     return catalog
 
 
+def capture_sync(tap: TapNylas) -> tuple[SyncResult, Exception | None]:
+    """Run `tap.sync_all()` in-process: what it wrote, and the error it ended with, if any."""
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    error = None
+    with contextlib.redirect_stdout(out):
+        try:
+            tap.sync_all()
+        except Exception as raised:
+            error = raised
+        out.flush()
+    # Split on newlines only: str.splitlines() also splits on U+2028 inside record text.
+    lines = out.buffer.getvalue().decode().split("\n")  # type: ignore[attr-defined]
+    return SyncResult([line for line in lines if line]), error
+
+
 def run_sync(
     config: dict,
     streams: t.Iterable[str] | None = None,
     state: dict | None = None,
+    catalog: dict | None = None,
 ) -> SyncResult:
-    """Sync in-process (all streams, or only `streams`) and parse stdout."""
-    catalog = None
+    """Sync in-process (all streams, only `streams`, or `catalog`) and parse stdout."""
     if streams is not None:
         catalog = selected_catalog(TapNylas(config=config, validate_config=False), streams)
-    tap = TapNylas(config=config, catalog=catalog, state=state)
-    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
-    with contextlib.redirect_stdout(out):
-        tap.sync_all()
-        out.flush()
-    # Split on newlines only: str.splitlines() also splits on U+2028 inside record text.
-    lines = out.buffer.getvalue().decode().split("\n")  # type: ignore[attr-defined]
-    return SyncResult([line for line in lines if line])
+    result, error = capture_sync(TapNylas(config=config, catalog=catalog, state=state))
+    if error is not None:
+        raise error
+    return result
+
+
+def cli_errors(config: dict, tmp_path: t.Any, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Run the CLI, expecting exit 1; its ERROR lines (asserting no traceback, no key)."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    with caplog.at_level(logging.INFO):
+        result = CliRunner().invoke(TapNylas.cli, ["--config", str(path)])
+    assert result.exit_code == 1
+    assert not any(record.exc_info for record in caplog.records)
+    assert API_KEY not in caplog.text
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import typing as t
 
 import pytest
@@ -11,7 +9,7 @@ from jsonschema import Draft7Validator
 
 from tap_nylas.simulator import NylasSimulator
 from tap_nylas.tap import TapNylas
-from tests.conftest import API_URL, SyncResult
+from tests.conftest import API_URL, SyncResult, run_sync
 from tests.fake_api import FakeNylas, query
 
 SELECT_STREAMS = (
@@ -61,13 +59,7 @@ def remove(catalog: dict, stream: str, *fields: str) -> None:
 
 
 def sync(config: dict, catalog: dict) -> SyncResult:
-    tap = TapNylas(config=config, catalog=catalog)
-    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
-    with contextlib.redirect_stdout(out):
-        tap.sync_all()
-        out.flush()
-    lines = out.buffer.getvalue().decode().split("\n")  # type: ignore[attr-defined]
-    return SyncResult([line for line in lines if line])
+    return run_sync(config, catalog=catalog)
 
 
 def schemas(result: SyncResult) -> dict[str, dict]:

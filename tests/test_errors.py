@@ -9,11 +9,10 @@ import typing as t
 
 import pytest
 import requests
-from click.testing import CliRunner
 
 from tap_nylas.errors import ApplicationRequestError
 from tap_nylas.tap import TapNylas
-from tests.conftest import API_KEY, run_sync
+from tests.conftest import API_KEY, cli_errors, run_sync
 from tests.fake_api import FakeNylas
 
 GRANTS_URL = "https://nylas.test/v3/grants"
@@ -81,18 +80,6 @@ def test_retries_give_up_after_max_retries(requests_mock: t.Any, config: dict, w
     assert requests_mock.call_count == 3
 
 
-def _cli(config: dict, tmp_path: t.Any, caplog: pytest.LogCaptureFixture) -> list[str]:
-    """Run the CLI; return its ERROR log lines (asserting no traceback was logged)."""
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    with caplog.at_level(logging.INFO):
-        result = CliRunner().invoke(TapNylas.cli, ["--config", str(path)])
-    assert result.exit_code == 1
-    assert not any(record.exc_info for record in caplog.records)
-    assert API_KEY not in caplog.text
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-
-
 def test_a_rejected_key_fails_with_one_clear_line(
     requests_mock: t.Any, config: dict, tmp_path: t.Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -100,7 +87,7 @@ def test_a_rejected_key_fails_with_one_clear_line(
     del config["api_url"]
     requests_mock.get("https://api.eu.nylas.com/v3/grants", status_code=401, json={})
 
-    errors = _cli(config, tmp_path, caplog)
+    errors = cli_errors(config, tmp_path, caplog)
 
     (line,) = [line for line in errors if "API key" in line]
     assert "HTTP 401 on /v3/grants" in line
@@ -128,7 +115,7 @@ def test_bad_settings_fail_fast_with_one_line(
     message: str,
 ) -> None:
     config.update(change)
-    (line,) = _cli(config, tmp_path, caplog)
+    (line,) = cli_errors(config, tmp_path, caplog)
     assert message in line
     assert not requests_mock.called
 

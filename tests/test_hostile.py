@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 import threading
@@ -12,11 +10,10 @@ import typing as t
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from click.testing import CliRunner
 
 from tap_nylas.errors import RunIncompleteError
 from tap_nylas.tap import TapNylas
-from tests.conftest import API_KEY, START_EPOCH, SyncResult, selected_catalog
+from tests.conftest import START_EPOCH, SyncResult, capture_sync, cli_errors, selected_catalog
 from tests.fake_api import FakeNylas
 
 HOUR = 3600
@@ -38,17 +35,7 @@ def sync(
 ) -> tuple[SyncResult, Exception | None]:
     """Sync in-process; the output, and the error the run ended with, if any."""
     catalog = selected_catalog(TapNylas(config=config, validate_config=False), streams)
-    tap = TapNylas(config=config, catalog=catalog, state=state)
-    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
-    error = None
-    with contextlib.redirect_stdout(out):
-        try:
-            tap.sync_all()
-        except Exception as raised:
-            error = raised
-        out.flush()
-    lines = out.buffer.getvalue().decode().split("\n")  # type: ignore[attr-defined]
-    return SyncResult([line for line in lines if line]), error
+    return capture_sync(TapNylas(config=config, catalog=catalog, state=state))
 
 
 def bookmark(result: SyncResult, grant: str) -> int | None:
@@ -178,16 +165,9 @@ def test_an_application_endpoint_refusing_stops_the_run_with_one_line(
     hint: str,
 ) -> None:
     requests_mock.get("https://nylas.test/v3/grants", status_code=status, json={})
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    with caplog.at_level(logging.INFO):
-        result = CliRunner().invoke(TapNylas.cli, ["--config", str(path)])
-    assert result.exit_code == 1
-    assert not any(record.exc_info for record in caplog.records)
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    errors = cli_errors(config, tmp_path, caplog)
     assert errors[-1].startswith(f"Cannot read grants: HTTP {status} on /v3/grants")
     assert hint in errors[-1]
-    assert API_KEY not in caplog.text
 
 
 class _Trickle(BaseHTTPRequestHandler):
@@ -213,11 +193,13 @@ class _Trickle(BaseHTTPRequestHandler):
                 self.wfile.flush()
             except OSError:
                 return
-            time.sleep(0.5)
+            if self.server.stopped.wait(0.5):  # type: ignore[attr-defined]
+                return
 
 
 def test_a_trickling_answer_is_abandoned_at_the_request_deadline(config: dict) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.stopped = threading.Event()  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     config.update(
         api_url=f"http://127.0.0.1:{server.server_address[1]}",
@@ -228,6 +210,7 @@ def test_a_trickling_answer_is_abandoned_at_the_request_deadline(config: dict) -
     try:
         result, error = sync(config, ["messages"])
     finally:
+        server.stopped.set()  # type: ignore[attr-defined]
         server.shutdown()
     assert isinstance(error, RunIncompleteError)
     assert "messages for grant_id g1" in str(error)
