@@ -231,6 +231,8 @@ class Dataset:
             data.large = big
             data.folders, data.messages = big.folders, big.messages
             data.threads, data.drafts = big.threads, big.drafts
+            # Only the mailbox is large: calendars, contacts and schedules stay ordinary.
+            ctx = replace(ctx, records=self.records_per_grant)
         elif profile.supports("messages"):
             mail = build_mail(ctx)
             data.folders, data.messages = mail.folders, mail.messages
