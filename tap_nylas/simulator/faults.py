@@ -176,7 +176,9 @@ class FaultRules:
 def parse_rule(spec: str) -> tuple[str, str, int | None]:
     """``REGEX:KIND[:TIMES]`` (the regex may contain colons) as (regex, kind, times)."""
     head, _, last = spec.rpartition(":")
-    if last.isdigit():
+    before_last = head.rpartition(":")[2]
+    # Kinds such as "500" are digits too: a number is TIMES only after a kind.
+    if last.isdigit() and before_last in RULE_KINDS:
         regex, _, kind = head.rpartition(":")
         times: int | None = int(last)
     else:
