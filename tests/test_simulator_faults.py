@@ -169,7 +169,7 @@ def test_rules_come_before_auth_and_are_logged(sim: NylasSimulator) -> None:
     resp = requests.get(f"{sim.url}/v3/connectors", timeout=10)  # no API key
     assert resp.status_code == 429
     assert requests.get(f"{sim.url}/v3/connectors", timeout=10).status_code == 401
-    log = sim.request_log
+    log = sorted(sim.request_log, key=lambda e: e["start"])
     assert [(e["fault"], e["fault_source"], e["status"]) for e in log] == [
         ("429_nylas", "rule", 429),
         (None, None, 401),
@@ -214,7 +214,8 @@ def test_random_mix_has_every_kind_and_is_deterministic() -> None:
     faults = Faults(rate=0.3, retry_after=0.5)
     with NylasSimulator(seed=5, grants=8, records_per_grant=5, faults=faults) as s:
         responses = sweep(s, 300)
-        log = s.request_log
+        # Entries are appended as requests finish; start order is the order sent.
+        log = sorted(s.request_log, key=lambda e: e["start"])
     kinds = Counter(e["fault"] for e in log if e["fault"])
     assert set(kinds) == set(FAULT_KINDS)
     assert 0.2 < sum(kinds.values()) / len(log) < 0.4
@@ -235,7 +236,8 @@ def test_random_mix_has_every_kind_and_is_deterministic() -> None:
     # Same seed, same arrival order: the same faults.
     with NylasSimulator(seed=5, grants=8, records_per_grant=5, faults=faults) as again:
         sweep(again, 300)
-        assert [e["fault"] for e in again.request_log] == [e["fault"] for e in log]
+        again_log = sorted(again.request_log, key=lambda e: e["start"])
+        assert [e["fault"] for e in again_log] == [e["fault"] for e in log]
 
 
 def test_random_faults_never_hit_one_request_three_times_running() -> None:
@@ -244,7 +246,7 @@ def test_random_faults_never_hit_one_request_three_times_running() -> None:
             with contextlib.suppress(requests.exceptions.RequestException):
                 get(s, "/v3/connectors")
         streak = longest = 0
-        for e in s.request_log:
+        for e in sorted(s.request_log, key=lambda e: e["start"]):
             streak = streak + 1 if e["fault"] else 0
             longest = max(longest, streak)
     assert longest == 2
@@ -319,6 +321,7 @@ def test_admin_log_endpoint_needs_no_key_and_resets(sim: NylasSimulator) -> None
     get(sim, "/v3/connectors")
     get(sim, "/v3/grants", params={"limit": 3})
     first = requests.get(f"{sim.url}/__sim/log", timeout=10).json()["entries"]
+    first.sort(key=lambda e: e["start"])
     assert [e["path"] for e in first] == ["/v3/connectors", "/v3/grants"]
     taken = requests.get(f"{sim.url}/__sim/log?reset=1", timeout=10).json()["entries"]
     assert len(taken) == 2  # the admin call itself is not logged
@@ -348,6 +351,7 @@ def test_cli_fault_rules_and_request_log_file(tmp_path: Path) -> None:
         assert proc.wait(timeout=10) == 0
     assert statuses == [503, 200, 429]
     entries = [json.loads(line) for line in log_path.read_text().splitlines()]
+    entries.sort(key=lambda e: e["start"])
     assert [(e["status"], e["fault"]) for e in entries] == [
         (503, "503"),
         (200, None),
