@@ -40,6 +40,25 @@ def get(sim: NylasSimulator, path: str, timeout: Any = 10, **kwargs: Any) -> req
     return requests.get(f"{sim.url}{path}", headers=AUTH, timeout=timeout, **kwargs)
 
 
+def last_entry(sim: NylasSimulator, path: str) -> dict[str, Any]:
+    """The newest log entry of ``path``; it lands just after the client has the body."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        entries = [e for e in sim.request_log if e["path"] == path]
+        if entries:
+            return max(entries, key=lambda e: e["start"])
+        time.sleep(0.01)
+    raise AssertionError(f"no log entry for {path}")
+
+
+def settled_log(sim: NylasSimulator, count: int) -> list[dict[str, Any]]:
+    """The log once it holds ``count`` entries, in start order."""
+    deadline = time.monotonic() + 5
+    while len(log := sim.request_log) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return sorted(log, key=lambda e: e["start"])
+
+
 def error_of(resp: requests.Response) -> dict[str, Any]:
     err: dict[str, Any] = resp.json()["error"]
     return err
@@ -133,7 +152,7 @@ def test_rule_trickle_sends_the_real_body_slowly(sim: NylasSimulator) -> None:
     assert slow.status_code == 200
     assert slow.json()["data"] == {"id": grant}
     assert elapsed >= 0.02 * len(slow.content) * 0.8
-    entry = sim.request_log[-1]
+    entry = last_entry(sim, f"/v3/grants/{grant}")
     assert (entry["fault"], entry["fault_source"]) == ("trickle", "rule")
     assert entry["bytes"] == len(slow.content)
 
@@ -169,7 +188,7 @@ def test_rules_come_before_auth_and_are_logged(sim: NylasSimulator) -> None:
     resp = requests.get(f"{sim.url}/v3/connectors", timeout=10)  # no API key
     assert resp.status_code == 429
     assert requests.get(f"{sim.url}/v3/connectors", timeout=10).status_code == 401
-    log = sorted(sim.request_log, key=lambda e: e["start"])
+    log = settled_log(sim, 2)
     assert [(e["fault"], e["fault_source"], e["status"]) for e in log] == [
         ("429_nylas", "rule", 429),
         (None, None, 401),
@@ -215,7 +234,7 @@ def test_random_mix_has_every_kind_and_is_deterministic() -> None:
     with NylasSimulator(seed=5, grants=8, records_per_grant=5, faults=faults) as s:
         responses = sweep(s, 300)
         # Entries are appended as requests finish; start order is the order sent.
-        log = sorted(s.request_log, key=lambda e: e["start"])
+        log = settled_log(s, 300)
     kinds = Counter(e["fault"] for e in log if e["fault"])
     assert set(kinds) == set(FAULT_KINDS)
     assert 0.2 < sum(kinds.values()) / len(log) < 0.4
@@ -236,7 +255,7 @@ def test_random_mix_has_every_kind_and_is_deterministic() -> None:
     # Same seed, same arrival order: the same faults.
     with NylasSimulator(seed=5, grants=8, records_per_grant=5, faults=faults) as again:
         sweep(again, 300)
-        again_log = sorted(again.request_log, key=lambda e: e["start"])
+        again_log = settled_log(again, 300)
         assert [e["fault"] for e in again_log] == [e["fault"] for e in log]
 
 
@@ -288,7 +307,7 @@ def test_grant_concurrency_limit_answers_429_per_grant() -> None:
             assert err["provider_error"]["error"]["code"] == "ApplicationThrottled"
         # Retry-After only sometimes (every other refusal).
         assert sorted(r.headers.get("Retry-After", "-") for r in refused) == ["-", "1"]
-        log = s.request_log
+        log = settled_log(s, len(paths))
         assert sum(e["fault"] == "grant_concurrency" for e in log) == 2
         assert all(e["grant_id"] == a for e in log if e["fault"] == "grant_concurrency")
         # Slots are given back: the grant answers again.
@@ -309,7 +328,7 @@ def test_log_has_times_and_bytes(sim: NylasSimulator) -> None:
     grant = grant_with_mail(sim)
     resp = get(sim, f"/v3/grants/{grant}/messages", stream=True)
     raw = resp.raw.read(decode_content=False)
-    entry = sim.request_log[-1]
+    entry = last_entry(sim, f"/v3/grants/{grant}/messages")
     assert entry["bytes"] == len(raw) == int(resp.headers["Content-Length"])
     assert entry["end"] >= entry["start"] == entry["t"]
     assert entry["duration"] == pytest.approx(entry["end"] - entry["start"])
@@ -320,6 +339,7 @@ def test_admin_log_endpoint_needs_no_key_and_resets(sim: NylasSimulator) -> None
     sim.reset_log()
     get(sim, "/v3/connectors")
     get(sim, "/v3/grants", params={"limit": 3})
+    settled_log(sim, 2)
     first = requests.get(f"{sim.url}/__sim/log", timeout=10).json()["entries"]
     first.sort(key=lambda e: e["start"])
     assert [e["path"] for e in first] == ["/v3/connectors", "/v3/grants"]
