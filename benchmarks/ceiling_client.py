@@ -199,7 +199,7 @@ class Ceiling:
             else:
                 task.not_before = until
             return task
-        return task.then.pop(0) if task.then else None  # 4xx: nothing here, like the tap
+        return _next_window(task)  # 4xx: nothing here, like the tap
 
     def consume(self, task: Task, body: Any) -> Task | None:
         """Write a page's records; the task for the next page, if any."""
@@ -221,7 +221,7 @@ class Ceiling:
         if task.paging == "offset" and len(records) >= (body.get("limit") or 200):
             task.token = (task.token or 0) + len(records)
             return task
-        return task.then.pop(0) if task.then else None
+        return _next_window(task)
 
     def write(self, stream: str, records: list[dict]) -> None:
         """RECORD lines of a selected stream."""
@@ -281,6 +281,15 @@ class Ceiling:
         first = windows[0]
         first.then = windows[1:]
         self.add(first)
+
+
+def _next_window(task: Task) -> Task | None:
+    """The calendar's next events window, carrying the ones after it."""
+    if not task.then:
+        return None
+    nxt = task.then.pop(0)
+    nxt.then = task.then
+    return nxt
 
 
 def main() -> int:
