@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,11 +35,17 @@ class Simulator:
     """`python -m tap_nylas.simulator` in its own process (its CPU is not the tap's)."""
 
     def __init__(
-        self, grants: int, records: int, latency: float = 0.0, large_bodies: bool = False
+        self,
+        grants: int,
+        records: int,
+        latency: float = 0.0,
+        large_bodies: bool = False,
+        extra: list[str] | None = None,
     ) -> None:
         cmd = [
             PYTHON, "-m", "tap_nylas.simulator", "--port", "0", "--grants", str(grants),
             "--records", str(records), "--latency", str(latency), "--api-key", API_KEY,
+            *(extra or []),
         ]  # fmt: skip
         if not large_bodies:
             cmd.append("--no-large-bodies")
@@ -52,6 +59,21 @@ class Simulator:
             msg = f"simulator did not start (said {line!r})"
             raise RuntimeError(msg)
         self.url = line.split("=", 1)[1]
+
+    def take_log(self) -> list[dict]:
+        """The simulator's request log since the last call (`GET /__sim/log?reset=1`)."""
+        with urllib.request.urlopen(f"{self.url}/__sim/log?reset=1", timeout=60) as resp:  # noqa: S310
+            return list(json.loads(resp.read())["entries"])
+
+    def rss_mb(self) -> float | None:
+        """The simulator's peak RSS so far (Linux /proc VmHWM)."""
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            return None
+        return None
 
     def cpu_seconds(self) -> float | None:
         """CPU time (user + system) the simulator process has used so far (Linux /proc)."""

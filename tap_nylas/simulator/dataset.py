@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from .admin import (
@@ -16,6 +16,7 @@ from .admin import (
     grant_record,
     make_profile,
 )
+from .bigmail import LargeMailbox
 from .calendars import EventEntry, build_calendars, build_events, calendar_ids, primary_calendar
 from .contacts import build_contact_groups, build_contacts
 from .context import GrantContext
@@ -44,8 +45,8 @@ class GrantData:
 
     profile: GrantProfile
     folders: list[Record] = field(default_factory=list)
-    messages: list[Record] = field(default_factory=list)
-    threads: list[Record] = field(default_factory=list)
+    messages: Sequence[Record] = field(default_factory=list)  # LazyRecords when large
+    threads: Sequence[Record] = field(default_factory=list)
     drafts: list[Record] = field(default_factory=list)
     calendars: list[Record] = field(default_factory=list)
     events: dict[str, list[EventEntry]] = field(default_factory=dict)
@@ -53,10 +54,11 @@ class GrantData:
     contact_groups: list[Record] = field(default_factory=list)
     scheduled_messages: list[Record] = field(default_factory=list)
     primary_calendar: str | None = None
+    large: LargeMailbox | None = None
 
-    def stream(self, name: str) -> list[Record]:
+    def stream(self, name: str) -> Sequence[Record]:
         """The record list of a non-event grant-scoped stream."""
-        records: list[Record] = getattr(self, name)
+        records: Sequence[Record] = getattr(self, name)
         return records
 
 
@@ -75,6 +77,8 @@ class Dataset:
         records_per_grant: int = 20,
         large_bodies: bool = True,
         cache_size: int | None = None,
+        *,
+        large_mailbox: int | None = None,
     ) -> None:
         self.seed = seed
         self.records_per_grant = records_per_grant
@@ -85,6 +89,8 @@ class Dataset:
         self._by_ref.update({p.email: p.index for p in self.profiles})
         self._large = self._pick_large_bodies() if large_bodies else {}
         self._nul_grant = next(self._mail_grants(0), None)
+        self.large_mailbox = large_mailbox or 0
+        self.large_mailbox_grant = self._pick_large_mailbox() if large_mailbox else None
         self._schedule_rank = self._rank_schedule_grants()
         self._cache: OrderedDict[int, GrantData] = OrderedDict()
         self._cache_size = cache_size or _default_cache_size(records_per_grant)
@@ -122,6 +128,17 @@ class Dataset:
         expired = replace(found, expired=True)
         self.profiles[found.index] = expired
         return expired
+
+    def _pick_large_mailbox(self) -> GrantProfile | None:
+        """The first valid google or microsoft grant."""
+        return next(
+            (
+                p
+                for p in self.profiles
+                if p.serving and p.provider in ("google", "microsoft") and p.supports("messages")
+            ),
+            None,
+        )
 
     def _mail_grants(self, start: int) -> Iterator[int]:
         n = len(self.profiles)
@@ -180,10 +197,11 @@ class Dataset:
         g, n = profile.index, len(self.profiles)
         pair_base = g - g % 2
         paired = pair_base + 1 < n
+        large = self.large_mailbox_grant is not None and profile.id == self.large_mailbox_grant.id
         return GrantContext(
             seed=self.seed,
             profile=profile,
-            records=self.records_per_grant,
+            records=self.large_mailbox if large else self.records_per_grant,
             large_body=self._large.get(g, 0),
             nul=g == self._nul_grant,
             shared_message=g // 4 if paired and g % 4 in (0, 1) else None,
@@ -208,7 +226,14 @@ class Dataset:
     def _generate(self, profile: GrantProfile) -> GrantData:
         ctx = self.context(profile)
         data = GrantData(profile=profile)
-        if profile.supports("messages"):
+        if ctx.records != self.records_per_grant:
+            big = LargeMailbox(ctx, drafts=self.records_per_grant // 5)
+            data.large = big
+            data.folders, data.messages = big.folders, big.messages
+            data.threads, data.drafts = big.threads, big.drafts
+            # Only the mailbox is large: calendars, contacts and schedules stay ordinary.
+            ctx = replace(ctx, records=self.records_per_grant)
+        elif profile.supports("messages"):
             mail = build_mail(ctx)
             data.folders, data.messages = mail.folders, mail.messages
             data.threads, data.drafts = mail.threads, mail.drafts
@@ -235,11 +260,13 @@ class Dataset:
         self,
         events_start: int = DEFAULT_EVENTS_START,
         events_end: int = DEFAULT_EVENTS_END,
+        keys_only: bool = False,
     ) -> dict[str, list[Record]]:
         """Every record a complete sync must emit, per stream.
 
         Credentials carry the injected ``provider`` and scheduled messages the
-        injected ``grant_id``, so every record holds its own primary key.
+        injected ``grant_id``, so every record holds its own primary key. With
+        ``keys_only``, the large mailbox's messages and threads are ``{grant_id, id}``.
         """
         out: dict[str, list[Record]] = {s: [] for s in STREAMS}
         out["grants"] = [self.grant_record(p) for p in self.profiles]
@@ -248,17 +275,20 @@ class Dataset:
             out["credentials"] += [{**c, "provider": provider} for c in creds]
         for p in self.profiles:
             if p.serving:
-                self._grant_truth(p, out, events_start, events_end)
+                self._grant_truth(p, out, events_start, events_end, keys_only)
         return out
 
     def _grant_truth(
-        self, p: GrantProfile, out: dict[str, list[Record]], start: int, end: int
+        self, p: GrantProfile, out: dict[str, list[Record]], start: int, end: int, keys_only: bool
     ) -> None:
         data = self.grant_data(p)
         for stream in GRANT_STREAMS:
             if not p.supports(stream):
                 continue
-            if stream == "events":
+            if keys_only and data.large is not None and stream in ("messages", "threads"):
+                big = data.large
+                out[stream] += big.message_keys() if stream == "messages" else big.thread_keys()
+            elif stream == "events":
                 for cal_id, entries in data.events.items():
                     if not self.calendar_gone(p.id, cal_id):
                         out[stream] += [dict(e.record) for e in entries if e.overlaps(start, end)]

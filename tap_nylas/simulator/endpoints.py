@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -187,7 +187,7 @@ class Endpoints:
 
     def _items(
         self, profile: GrantProfile, data: GrantData, stream: str, query: Query
-    ) -> list[Record]:
+    ) -> Sequence[Record]:
         if stream == "events":
             return select_events(self.ds, profile, data, query, self.now())
         filters = {
@@ -219,6 +219,7 @@ class Endpoints:
     ) -> Record:
         check_access(profile, stream)
         data = self.ds.grant_data(profile)
+        records: Sequence[Record]
         if stream == "events":
             records = [e.record for entries in data.events.values() for e in entries]
         else:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .admin import GrantProfile
+from .bigmail import LazyRecords
 from .calendars import GOOGLE_EVENT_TYPES, EventEntry
 from .dataset import Dataset, GrantData
 from .query import ApiError, Query, bad_request, not_found
@@ -54,32 +55,49 @@ def _common_mail_filters(query: Query) -> list[Predicate]:
     return preds
 
 
-def _apply(records: list[Record], preds: list[Predicate]) -> list[Record]:
+def _apply(records: Sequence[Record], preds: list[Predicate]) -> Sequence[Record]:
     if not preds:
         return records
     return [r for r in records if all(p(r) for p in preds)]
 
 
-def filter_messages(records: list[Record], query: Query) -> list[Record]:
+def _dated(
+    records: Sequence[Record], query: Query, field: str, after: str, before: str
+) -> Sequence[Record]:
+    """Strict time bounds, then the flag and text filters.
+
+    A large mailbox is cut by binary search on its serving order (newest first); only
+    the other filters make it build records.
+    """
+    if isinstance(records, LazyRecords):
+        window = records.between(query.integer(after), query.integer(before))
+        return _apply(window, _common_mail_filters(query))
+    preds = _timestamp_filters(query, field, after, before)
+    return _apply(records, preds + _common_mail_filters(query))
+
+
+def filter_messages(records: Sequence[Record], query: Query) -> Sequence[Record]:
     """``received_after``/``received_before`` compare ``date`` strictly."""
-    preds = _timestamp_filters(query, "date", "received_after", "received_before")
-    return _apply(records, preds + _common_mail_filters(query))
+    return _dated(records, query, "date", "received_after", "received_before")
 
 
-def filter_threads(records: list[Record], query: Query) -> list[Record]:
+def filter_threads(records: Sequence[Record], query: Query) -> Sequence[Record]:
     """``latest_message_after``/``_before`` compare ``latest_message_received_date``."""
-    preds = _timestamp_filters(
-        query, "latest_message_received_date", "latest_message_after", "latest_message_before"
+    return _dated(
+        records,
+        query,
+        "latest_message_received_date",
+        "latest_message_after",
+        "latest_message_before",
     )
-    return _apply(records, preds + _common_mail_filters(query))
 
 
-def filter_drafts(records: list[Record], query: Query) -> list[Record]:
+def filter_drafts(records: Sequence[Record], query: Query) -> Sequence[Record]:
     """Drafts have no date filter, only the flag and text ones."""
     return _apply(records, _common_mail_filters(query))
 
 
-def filter_contacts(records: list[Record], query: Query) -> list[Record]:
+def filter_contacts(records: Sequence[Record], query: Query) -> Sequence[Record]:
     """``email`` and ``group`` filters."""
     preds: list[Predicate] = []
     email = query.one("email")

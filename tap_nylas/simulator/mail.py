@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .context import GrantContext
 from .people import paragraphs, person, subject
@@ -199,6 +201,33 @@ def _attachments(ctx: GrantContext, r: random.Random, mid: str) -> list[Record]:
     return out
 
 
+class PlanView(Protocol):
+    """What ``_message`` reads of a plan; the large mailbox serves it from arrays."""
+
+    @property
+    def thread(self) -> Sequence[int]:
+        """Thread index of each message."""
+        ...
+
+    @property
+    def position(self) -> Sequence[int]:
+        """Position of each message in its thread."""
+        ...
+
+    @property
+    def dates(self) -> Sequence[int]:
+        """Date of each message."""
+        ...
+
+    @property
+    def sent(self) -> Sequence[int | bool]:
+        """Whether each message was sent by the grant's owner."""
+        ...
+
+
+Topic = tuple[str, Record, str]  # (subject, counterpart, thread id)
+
+
 @dataclass
 class _Plan:
     """Per-message thread membership, position and direction."""
@@ -234,8 +263,8 @@ def _plan(ctx: GrantContext) -> _Plan:
 def _message(
     ctx: GrantContext,
     i: int,
-    plan: _Plan,
-    topics: list[tuple[str, Record, str]],
+    plan: PlanView,
+    topics: Sequence[Topic],
     folders: _MailFolders,
 ) -> Record:
     r = rng(ctx.seed, ctx.grant_id, "msg", i)
@@ -280,7 +309,7 @@ def _message(
     return msg
 
 
-def _thread(ctx: GrantContext, tid: str, msgs: list[Record], sent: list[bool]) -> Record:
+def _thread(ctx: GrantContext, tid: str, msgs: list[Record], sent: Sequence[int | bool]) -> Record:
     received = [m["date"] for m, s in zip(msgs, sent, strict=True) if not s]
     sent_dates = [m["date"] for m, s in zip(msgs, sent, strict=True) if s]
     participants: dict[str, Record] = {}

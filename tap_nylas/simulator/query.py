@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,14 +144,14 @@ class CursorPage:
     next_cursor: str | None
 
 
-def cursor_page(items: list[Any], query: Query, limit: int, scope: str) -> CursorPage:
+def cursor_page(items: Sequence[Any], query: Query, limit: int, scope: str) -> CursorPage:
     """Slice ``items`` at the request's cursor."""
     fhash = query.filter_hash(scope)
     token = query.one("page_token")
     offset = decode_cursor(token, fhash) if token else 0
     end = offset + page_size(limit, offset, fhash)
     nxt = encode_cursor(end, fhash) if end < len(items) else None
-    return CursorPage(items[offset:end], nxt)
+    return CursorPage(list(items[offset:end]), nxt)
 
 
 def offset_page(items: list[Any], query: Query) -> tuple[list[Any], int, int]:

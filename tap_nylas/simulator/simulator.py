@@ -35,13 +35,42 @@ class NylasSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
         cache_size: int | None = None,
+        latency_distribution: str = "fixed",
+        large_mailbox: int | None = None,
+        grant_concurrency: int | None = None,
+        grant_concurrency_retry_after: float = 1,
+        trickle_interval: float = 2.0,
     ) -> None:
+        """A simulator; besides the basics, these options make it realistic.
+
+        * ``latency_distribution``: ``"fixed"`` (every request takes ``latency``) or
+          ``"lognormal"`` (``latency`` is the mean, sigma 0.8, drawn in arrival order
+          from a seeded generator).
+        * ``large_mailbox``: give one grant (``large_mailbox_grant_id``, the first valid
+          google/microsoft grant) this many messages, threads to match, made lazily.
+        * ``grant_concurrency``: a request of a grant that already has this many in
+          flight answers 429 ``rate_limit_error`` with a ``provider_error``; every other
+          such 429 carries ``Retry-After: grant_concurrency_retry_after``.
+        * ``trickle_interval``: seconds between the bytes of a ``trickle`` fault's body.
+        """
         self.seed = seed
         self.host, self._port = host, port
-        self.dataset = Dataset(seed, grants, records_per_grant, large_bodies, cache_size)
+        self.dataset = Dataset(
+            seed, grants, records_per_grant, large_bodies, cache_size, large_mailbox=large_mailbox
+        )
         injector = FaultInjector(faults, seed) if faults and faults.rate > 0 else None
         self.app = App(
-            self.dataset, api_key, latency=latency, faults=injector, rate_limits=rate_limits
+            self.dataset,
+            api_key,
+            latency=latency,
+            faults=injector,
+            rate_limits=rate_limits,
+            latency_distribution=latency_distribution,
+            seed=seed,
+            grant_concurrency=grant_concurrency,
+            grant_concurrency_retry_after=grant_concurrency_retry_after,
+            trickle_interval=trickle_interval,
+            retry_after=faults.retry_after if faults else 1,
         )
         self._server: ServerThread | None = None
 
@@ -93,13 +122,35 @@ class NylasSimulator:
         """Clear the request log."""
         self.app.reset_log()
 
+    # -- scripted faults ---------------------------------------------------------
+
+    def add_fault_rule(self, path_regex: str, kind: str, times: int | None = None) -> None:
+        r"""Answer ``kind`` to requests whose target matches ``path_regex``.
+
+        ``path_regex`` is searched (``re.search``) in the request target as sent: the path
+        and the query string, e.g. ``r"/messages\?.*page_token"``. ``times=None`` applies
+        forever, else to the next ``times`` matching requests. Rules are checked in the
+        order added, before anything else (auth included); a hit is logged with
+        ``fault=kind`` and ``fault_source="rule"``. Kinds: ``RULE_KINDS``.
+        """
+        self.app.rules.add(path_regex, kind, times)
+
+    def clear_fault_rules(self) -> None:
+        """Drop every scripted fault rule."""
+        self.app.rules.clear()
+
     # -- truth -------------------------------------------------------------------
 
     def truth(
         self, events_start: int | None = None, events_end: int | None = None
     ) -> dict[str, set[tuple[str, ...]]]:
-        """Primary keys a complete sync must produce, per stream."""
-        return truth_keys(self._truth_records(events_start, events_end))
+        """Primary keys a complete sync must produce, per stream.
+
+        The large mailbox's messages and threads count by id alone, never built.
+        """
+        start = DEFAULT_EVENTS_START if events_start is None else events_start
+        end = DEFAULT_EVENTS_END if events_end is None else events_end
+        return truth_keys(self.dataset.truth_records(start, end, keys_only=True))
 
     def records(
         self, stream: str, events_start: int | None = None, events_end: int | None = None
@@ -126,6 +177,12 @@ class NylasSimulator:
     def grants(self) -> list[GrantProfile]:
         """Every grant's profile (id, provider, status, expired, email, ...)."""
         return list(self.dataset.profiles)
+
+    @property
+    def large_mailbox_grant_id(self) -> str | None:
+        """The grant holding the large mailbox, when there is one."""
+        profile = self.dataset.large_mailbox_grant
+        return profile.id if profile else None
 
     @property
     def expired_grant_id(self) -> str | None:
