@@ -539,8 +539,11 @@ class GrantScopedStream(NylasStream):
         """How a partition is read at first: one slice; streams may cut it up."""
         return [self.new_slice(context)]
 
-    def split_slice(self, piece: Slice, records: list[dict], idle: int) -> list[Slice] | None:
-        """Slices replacing `piece` after a page, to read it in parallel; None to go on."""
+    def split_slice(self, piece: Slice, records: list[dict], capacity: int) -> list[Slice] | None:
+        """Slices replacing `piece` after a page, to read it in parallel; None to go on.
+
+        `capacity`: requests of the grant that could run at once for this partition.
+        """
         return None
 
     def keep_keyed(self, records: list[dict], context: Context) -> tuple[list[dict], int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import time
 import typing as t
 from functools import cached_property
@@ -24,6 +25,8 @@ NO_MAIL = frozenset({"virtual-calendar", "zoom"})
 # Time-range slices narrower than this are not split further: the split would cost
 # more requests (each piece ends on a short page) than it saves.
 MIN_MAIL_SLICE = 3600
+# Pages a mailbox must hold below its first page before it is split.
+MIN_PAGES_TO_SPLIT = 3
 MIN_EVENTS_SLICE = 7 * DAY
 
 
@@ -146,25 +149,42 @@ class TimeRangeSlicedStream(GrantScopedStream):
     #: Query parameter bounding `replication_key` from above.
     until_param: t.ClassVar[str]
 
-    def split_slice(self, piece: Slice, records: list[dict], idle: int) -> list[Slice] | None:
-        """After a first page with more to come, ranges covering what the slice covers."""
+    def split_slice(self, piece: Slice, records: list[dict], capacity: int) -> list[Slice] | None:
+        """After a first page with more to come, ranges covering what the slice covers.
+
+        How many ranges comes from the first page: Nylas lists mail newest first, so the
+        dates it spans tell how many pages lie below it (`MIN_PAGES_TO_SPLIT` at least,
+        else the split costs more requests than it saves). The order only steers this
+        estimate; what is read does not depend on it.
+        """
+        key = self.replication_key or ""
         low = piece.low if piece.low is not None else piece.context.get(self.since_param or "")
-        if piece.pages != 1 or piece.finished or low is None or idle < 1:
+        if piece.pages != 1 or piece.finished or not isinstance(low, int) or capacity < 1:
             return None
-        if not all(isinstance(r.get(self.replication_key or ""), int) for r in records):
+        if not records or not all(isinstance(r.get(key), int) for r in records):
             return None  # records a range cannot place would come back in every range
-        high = piece.high if piece.high is not None else self._initialized_at // 1000
-        parts = min(2 * idle if piece.depth == 0 else 2, (high - low) // MIN_MAIL_SLICE)
-        if parts < 2:
+        dates = [int(r[key]) for r in records]
+        oldest, newest = min(dates), max(dates)
+        pages_below = (oldest - low) / max(newest - oldest, 1)
+        below = min(
+            2 * capacity if piece.depth == 0 else 2,
+            math.ceil(pages_below / 2),
+            (oldest - low) // MIN_MAIL_SLICE,
+        )
+        if pages_below < MIN_PAGES_TO_SPLIT or below < 2:
             return None
-        exclude = piece.exclude | {r["id"] for r in records if r.get("id") is not None}
-        step = (high - low) // parts
-        edges = [low + step * n for n in range(parts)] + [piece.high]
+        exclude = piece.exclude | {r["id"] for r in records}
+        step = (oldest - low) // below
+        # Ranges below the first page, then one from its oldest date up, where its own
+        # records come back once more and are dropped by ID.
+        edges: list[int | None] = [low + step * n for n in range(below)]
+        edges += [oldest, piece.high]
         base = {
             k: v for k, v in piece.context.items() if k not in {self.since_param, self.until_param}
         }
         slices = []
         for n, (start, end) in enumerate(itertools.pairwise(edges)):
+            assert start is not None  # noqa: S101 - only the last edge is open
             first = n == 0
             context = dict(base)
             # The lowest range keeps the parent's lower filter exactly; the others own
@@ -172,7 +192,7 @@ class TimeRangeSlicedStream(GrantScopedStream):
             context[self.since_param or ""] = (
                 piece.context[self.since_param or ""] if first else start - 1
             )
-            own_end = None if end is None else (end if n == parts - 1 else end - 1)
+            own_end = None if end is None else (end if n == below else end - 1)
             if own_end is not None:
                 context[self.until_param] = own_end + 1
             slices.append(
@@ -274,17 +294,17 @@ class EventsStream(GrantScopedStream):
             for chunk in range(start, end, step)
         ]
 
-    def split_slice(self, piece: Slice, records: list[dict], idle: int) -> list[Slice] | None:
+    def split_slice(self, piece: Slice, records: list[dict], capacity: int) -> list[Slice] | None:
         """A window chunk with more than a page is read again as shorter chunks at once.
 
         Nothing is assumed about the order of events: the chunks cover the whole window
         again and the first page's events come back once more, dropped by ID like the
         events that overlap two chunks (`partition_started`).
         """
-        if piece.pages != 1 or piece.finished or idle < 1 or piece.depth > 0:
+        if piece.pages != 1 or piece.finished or capacity < 1 or piece.depth > 0:
             return None
         start, end = piece.context["start"], piece.context["end"]
-        parts = min(2 * idle, (end - start) // MIN_EVENTS_SLICE)
+        parts = min(2 * capacity, (end - start) // MIN_EVENTS_SLICE)
         if parts < 2:
             return None
         step = -(-(end - start) // parts)

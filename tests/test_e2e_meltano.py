@@ -565,3 +565,49 @@ def test_shards_load_every_row_exactly_once(sharded: Sharded) -> None:
             f"SELECT count(*) FROM {table} WHERE _sdc_deleted_at IS NOT NULL"  # noqa: S608
         ).fetchone()
         assert deleted == (0,), f"{stream}: rows of one shard marked deleted by another"
+
+
+def test_a_grant_that_keeps_failing_costs_only_its_own_rows(meltano_project: Project) -> None:
+    """Run 1: one grant's messages answer 502 every time; everything else lands and the run
+    exits non-zero. Run 2, the grant healthy again, brings the rest."""
+    meltano, project = meltano_project.meltano, meltano_project.root
+    conn = _connect(meltano_project.url)
+    schema = f"e2e_failing_{os.getpid()}_{int(time.time())}"
+    sim = NylasSimulator(seed=12, grants=8, records_per_grant=15, api_key=API_KEY).start()
+    truth = _truth(sim)
+    keys = _key_fields()
+    failing = next(r["grant_id"] for r in truth["messages"])
+    sim.add_fault_rule(rf"/v3/grants/{failing}/messages", "502")
+    env = _environment(project, meltano_project.url, schema)
+    env.update(TAP_NYLAS_API_URL=sim.url, TAP_NYLAS_MAX_RETRIES="1")
+    run = ["run", "tap-nylas", "target-postgres"]
+
+    def messages_loaded() -> set[tuple]:
+        table = f'"{schema}"."messages"'
+        return {tuple(row) for row in conn.execute(f"SELECT grant_id, id FROM {table}")}  # noqa: S608
+
+    try:
+        log = project / "failing-1.log"
+        with log.open("w") as out:
+            first = subprocess.run(  # noqa: S603 - our own fixed command line
+                [meltano, *run], cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT,
+                timeout=RUN_TIMEOUT, check=False,
+            )  # fmt: skip
+        text = log.read_text()
+        assert first.returncode != 0, text[-3000:]
+        assert f"1 partition failed: messages for grant_id {failing}" in text
+        expected = {tuple(r[k] for k in keys["messages"]) for r in truth["messages"]}
+        healthy = {key for key in expected if key[0] != failing}
+        assert messages_loaded() == healthy
+        for stream in ("threads", "folders", "contacts"):  # every other stream landed whole
+            table = f'"{schema}"."{stream}"'
+            count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+            assert count == len(truth[stream]), stream
+
+        sim.clear_fault_rules()
+        _meltano_step(meltano, run, env, project / "failing-2.log", RUN_TIMEOUT)
+        assert messages_loaded() == expected
+    finally:
+        sim.stop()
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.close()

@@ -131,11 +131,11 @@ def test_a_full_sync_emits_exactly_the_truth_despite_faults(
 def test_concurrent_output_equals_sequential_output(faults: Faults | None) -> None:
     """Same records (each once) and same final bookmarks; only the order may differ.
 
-    300 messages a grant: the concurrent run splits mailboxes into time ranges.
+    1,200 messages a grant: the concurrent run splits mailboxes into time ranges.
     """
     started = int(time.time())
     with NylasSimulator(
-        seed=5, grants=12, records_per_grant=300, api_key=API_KEY, latency=0.005, faults=faults
+        seed=5, grants=6, records_per_grant=1200, api_key=API_KEY, latency=0.005, faults=faults
     ) as sim:
         sequential = run_sync(tap_config(sim, max_concurrency=1, max_retries=8))
         sim.reset_log()

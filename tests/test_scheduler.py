@@ -41,6 +41,7 @@ class FakeStream:
         self.pages = pages
         self.script: dict[str, list[Outcome]] = {}
         self.requests: list[tuple[str, float]] = []
+        self.started: list[tuple[str, float, int]] = []  # grant, when, its requests in flight
         self.in_flight: Counter[str] = Counter()
         self.max_in_flight: Counter[str] = Counter()
         self.slices_per_partition = 1
@@ -60,6 +61,7 @@ class FakeStream:
             self.requests.append((grant, time.monotonic()))
             self.in_flight[grant] += 1
             self.max_in_flight[grant] = max(self.max_in_flight[grant], self.in_flight[grant])
+            self.started.append((grant, time.monotonic(), self.in_flight[grant]))
             outcome = self.script.get(grant, []).pop(0) if self.script.get(grant) else 0.01
         try:
             if isinstance(outcome, float):
@@ -76,7 +78,7 @@ class FakeStream:
             if piece.pages >= self.pages:
                 piece.paginator._finished = True
 
-    def split_slice(self, piece: Slice, records: list[dict], idle: int) -> None:
+    def split_slice(self, piece: Slice, records: list[dict], capacity: int) -> None:
         return None
 
     def keep_keyed(self, records: list[dict], context: dict) -> tuple[list[dict], int]:
@@ -159,6 +161,22 @@ def test_requests_per_grant_stay_within_the_limit() -> None:
     write_all(scheduler, stream)
 
     assert max(stream.max_in_flight.values()) == 3
+
+
+def test_a_grant_429_means_one_request_fewer_for_that_grant() -> None:
+    stream = FakeStream("messages", ["a", "b"], pages=3)
+    stream.slices_per_partition = 6
+    stream.script["a"] = [RetryableError("HTTP 429", retry_after=0.05, scope="grant"), 0.05]
+    scheduler = make([stream], workers=8, per_grant=3)
+
+    _, errors = write_all(scheduler, stream)
+
+    assert not errors
+    throttled_at = min(at for grant, at, _ in stream.started if grant == "a") + 0.01
+    after = [busy for grant, at, busy in stream.started if grant == "a" and at > throttled_at]
+    assert after
+    assert max(after) == 2  # 3 before the 429, 2 after (until 20 successes)
+    assert max(busy for grant, _, busy in stream.started if grant == "b") == 3
 
 
 def test_partitions_are_written_as_they_complete() -> None:
