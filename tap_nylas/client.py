@@ -542,7 +542,7 @@ class GrantScopedStream(NylasStream):
     def split_slice(self, piece: Slice, records: list[dict], capacity: int) -> list[Slice] | None:
         """Slices replacing `piece` after a page, to read it in parallel; None to go on.
 
-        `capacity`: requests of the grant that could run at once for this partition.
+        `capacity`: requests of the grant that may run at once (`max_requests_per_grant`).
         """
         return None
 

@@ -7,11 +7,12 @@ worker runs next is the most urgent runnable request:
 
 * the partition being written first, then partitions in stream and list order, so the
   next stream's partitions are fetched while the current one drains (no stream barrier);
-* at most `per_grant` requests of one grant in flight, across its streams and slices,
-  one fewer after each 429 of that grant, back up by one per 20 successes;
+* at most `per_grant` requests of one grant in flight, across its streams and slices;
 * a request that failed waits out its backoff in the queue, not on a thread, and only
-  it waits; a 429 delays its grant (grant paths) or, on application endpoints, every
-  request, and halves the number of requests in flight until successes grow it back.
+  it waits; a 429 on a grant path with a `Retry-After` holds that grant's other
+  requests for that long (never another grant's); on an application
+  endpoint it holds every request and halves the number in flight until successes grow
+  it back.
 
 Partitions are written in completion order (`next_partition`): a finished one first,
 else one that filled its buffer, streamed as its pages arrive. Memory is bounded by
@@ -28,7 +29,7 @@ import random
 import threading
 import time
 import typing as t
-from collections import Counter, defaultdict, deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from tap_nylas.errors import PartitionFailedError, PartitionUnavailableError, RetryableError
@@ -142,8 +143,6 @@ class Scheduler:
         self._seq = itertools.count()
         self._grant_busy: Counter[str] = Counter()
         self._grant_resume: dict[str, float] = {}
-        self._grant_limit: defaultdict[str, int] = defaultdict(lambda: per_grant)
-        self._grant_successes: Counter[str] = Counter()
         self._app_resume = 0.0
         self._in_flight = 0
         self._buffered = 0
@@ -316,7 +315,7 @@ class Scheduler:
 
     def _runnable(self, task: _Task) -> bool:
         partition = task.partition
-        if self._grant_busy[partition.grant_id] >= self._grant_limit[partition.grant_id]:
+        if self._grant_busy[partition.grant_id] >= self.per_grant:
             return False
         return partition.writing or self._may_buffer(partition)
 
@@ -340,7 +339,7 @@ class Scheduler:
         if isinstance(outcome, Exception):
             self._finish(partition, outcome)
             return
-        self._grow_back(partition.grant_id)
+        self._grow_back()
         records, keyless = stream.keep_keyed(outcome, partition.context)
         partition.keyless += keyless
         if records:
@@ -349,13 +348,9 @@ class Scheduler:
             partition.size += size
             self._buffered += size
         piece = task.slice
-        # A partition's first slice may fill the grant's share whatever else is queued
-        # (the per-grant limit sequences them); later slices split only into idle room.
-        if piece.depth == 0:
-            capacity = self.per_grant
-        else:
-            capacity = self.per_grant - self._grant_load(partition.grant_id)
-        followers = stream.split_slice(piece, outcome, capacity) if self.per_grant > 1 else None
+        followers = (
+            stream.split_slice(piece, outcome, self.per_grant) if self.per_grant > 1 else None
+        )
         if followers:
             partition.open_slices -= 1
             for follower in followers:
@@ -386,10 +381,10 @@ class Scheduler:
         now = time.monotonic()
         if error.scope == "grant":
             grant = partition.grant_id
-            self._grant_resume[grant] = max(self._grant_resume.get(grant, 0.0), now + wait)
-            # A mailbox's limit is often on requests at once (Microsoft: 4): one fewer.
-            self._grant_limit[grant] = max(1, self._grant_limit[grant] - 1)
-            self._grant_successes[grant] = 0
+            # Without Retry-After only this request waits: lowering the grant's requests
+            # in flight after random 429s halved the throughput of a big mailbox (measured).
+            if error.retry_after is not None:  # the mailbox said how long to stay away
+                self._grant_resume[grant] = max(self._grant_resume.get(grant, 0.0), now + wait)
         elif error.scope == "application":
             self._app_resume = max(self._app_resume, now + wait)
             self._cut_concurrency()
@@ -409,13 +404,7 @@ class Scheduler:
                 self._limit,
             )
 
-    def _grow_back(self, grant: str) -> None:
-        """After enough successes, one more request in flight (for the grant, the run)."""
-        if self._grant_limit[grant] < self.per_grant:
-            self._grant_successes[grant] += 1
-            if self._grant_successes[grant] >= SUCCESSES_PER_STEP:
-                self._grant_successes[grant] = 0
-                self._grant_limit[grant] += 1
+    def _grow_back(self) -> None:
         if self._limit >= self._workers:
             return
         self._successes += 1
@@ -423,11 +412,6 @@ class Scheduler:
             self._successes = 0
             self._limit += 1
             LOGGER.info("Requests in flight back up to %d of %d", self._limit, self._workers)
-
-    def _grant_load(self, grant_id: str) -> int:
-        """Requests of a grant in flight or queued."""
-        queued = sum(1 for task in self._tasks if task.partition.grant_id == grant_id)
-        return self._grant_busy[grant_id] + queued
 
     def _add_slice(self, partition: Partition, piece: Slice) -> None:
         partition.open_slices += 1

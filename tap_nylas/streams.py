@@ -166,12 +166,14 @@ class TimeRangeSlicedStream(GrantScopedStream):
         dates = [int(r[key]) for r in records]
         oldest, newest = min(dates), max(dates)
         pages_below = (oldest - low) / max(newest - oldest, 1)
+        # A range split before splits again only when it still holds many pages: mail
+        # is denser lately, so equal time ranges hold unequal mail.
         below = min(
-            2 * capacity if piece.depth == 0 else 2,
+            2 * capacity if piece.depth == 0 else capacity,
             math.ceil(pages_below / 2),
             (oldest - low) // MIN_MAIL_SLICE,
         )
-        if pages_below < MIN_PAGES_TO_SPLIT or below < 2:
+        if pages_below < MIN_PAGES_TO_SPLIT * (1 + piece.depth) or below < 2:
             return None
         exclude = piece.exclude | {r["id"] for r in records}
         step = (oldest - low) // below

@@ -163,22 +163,6 @@ def test_requests_per_grant_stay_within_the_limit() -> None:
     assert max(stream.max_in_flight.values()) == 3
 
 
-def test_a_grant_429_means_one_request_fewer_for_that_grant() -> None:
-    stream = FakeStream("messages", ["a", "b"], pages=3)
-    stream.slices_per_partition = 6
-    stream.script["a"] = [RetryableError("HTTP 429", retry_after=0.05, scope="grant"), 0.05]
-    scheduler = make([stream], workers=8, per_grant=3)
-
-    _, errors = write_all(scheduler, stream)
-
-    assert not errors
-    throttled_at = min(at for grant, at, _ in stream.started if grant == "a") + 0.01
-    after = [busy for grant, at, busy in stream.started if grant == "a" and at > throttled_at]
-    assert after
-    assert max(after) == 2  # 3 before the 429, 2 after (until 20 successes)
-    assert max(busy for grant, _, busy in stream.started if grant == "b") == 3
-
-
 def test_partitions_are_written_as_they_complete() -> None:
     stream = FakeStream("messages", ["slow", "a", "b", "c"], pages=2)
     stream.script["slow"] = [0.5, 0.5]
