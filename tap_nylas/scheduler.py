@@ -220,33 +220,39 @@ class Scheduler:
                 if earlier.index < feed.index:
                     earlier.exhausted = True
 
-    def _fill(self, current: _Feed) -> None:
+    def _fill(self, current: _Feed | None) -> None:
         """Open partitions, in stream order, up to the limit.
 
-        Runs on the writer's thread: working out a stream's partitions may list
-        calendars. A stream that needs another one's results (events need calendars)
-        is passed over until that one is written, and later streams go ahead. The
-        stream being written may always open partitions of its own, so partitions of
-        later streams fetched ahead can never starve it.
+        Working out a stream's partitions may list calendars: only the writer does it
+        (`current` is the stream it writes), for every stream as soon as it can, so
+        that workers can open partitions on their own while the writer is busy
+        elsewhere (connectors, credentials). A stream that needs another one's results
+        (events need calendars) waits until that one is written, and later streams go
+        ahead. The stream being written may always open partitions of its own, so
+        partitions of later streams fetched ahead can never starve it.
         """
         for feed in sorted(self._feeds.values(), key=lambda f: f.index):
             if feed.exhausted:
                 continue
             if feed.pending is None:
                 depends_on = self._feeds.get(feed.stream.depends_on or "")
-                if depends_on is not None and not (depends_on.exhausted and not depends_on.open):
+                if current is None or (
+                    depends_on is not None and not (depends_on.exhausted and not depends_on.open)
+                ):
                     continue
                 partitions = feed.stream.partitions or []
-                self.stats[feed.stream.name].partitions = len(partitions)
-                feed.pending = enumerate(partitions)
-            while (self._fetching() < self._open_limit and self._buffered < BUFFER_BYTES) or (
-                feed is current and feed.open < self._open_limit
-            ):
-                item = next(feed.pending, None)
-                if item is None:
-                    feed.exhausted = True
-                    break
-                self._open_partition(feed, *item)
+                with self._cv:
+                    self.stats[feed.stream.name].partitions = len(partitions)
+                    feed.pending = enumerate(partitions)
+            with self._cv:
+                while (self._fetching() < self._open_limit and self._buffered < BUFFER_BYTES) or (
+                    feed is current and feed.open < self._open_limit
+                ):
+                    item = next(feed.pending, None)
+                    if item is None:
+                        feed.exhausted = True
+                        break
+                    self._open_partition(feed, *item)
 
     def _open_partition(self, feed: _Feed, index: int, context: dict) -> None:
         partition = Partition(feed.stream, context, (feed.index, index))
@@ -283,6 +289,7 @@ class Scheduler:
                 self._in_flight -= 1
                 self._grant_busy[task.partition.grant_id] -= 1
                 self._settle(task, outcome)
+                self._fill(None)
                 self._cv.notify_all()
 
     def _take(self) -> _Task | None:
