@@ -438,6 +438,8 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, RESTStream[t.Any]):
                 wait = error.retry_after
                 wait = factor * 2**tries * jitter if wait is None else wait
                 wait = min(wait, MAX_RETRY_WAIT_SECONDS)
+                if error.scope == "application":  # the application's limit: workers too
+                    self._tap.application_throttled(wait)  # type: ignore[attr-defined]
                 self.logger.warning(
                     "Retrying %s in %.1f s (try %d): %s", self.name, wait, tries + 1, error
                 )

@@ -155,7 +155,7 @@ class Scheduler:
     # -- the writer's side ---------------------------------------------------
 
     def next_partition(self, stream: GrantScopedStream) -> Partition | None:
-        """The next partition of `stream` to write: a finished one, else one at its page cap.
+        """The next partition of `stream` to write: a finished one, else one with a full buffer.
 
         None once every partition of the stream was handed out.
         """
@@ -173,7 +173,7 @@ class Scheduler:
                 if done or blocked:
                     chosen = min(done or blocked, key=lambda p: (-p.size, p.order))
                     chosen.writing = True
-                    self._cv.notify_all()  # its slices may run past the page cap now
+                    self._cv.notify_all()  # its slices may run past the buffer cap now
                     return chosen
                 if feed.exhausted and not feed.open:
                     self.progress.finished(stream.name)
@@ -393,16 +393,21 @@ class Scheduler:
             if error.retry_after is not None:  # the mailbox said how long to stay away
                 self._grant_resume[grant] = max(self._grant_resume.get(grant, 0.0), now + wait)
         elif error.scope == "application":
-            self._app_resume = max(self._app_resume, now + wait)
-            self._cut_concurrency()
+            self.throttle_application(wait)
         task.not_before = now + wait
         self._tasks.append(task)
         stream.logger.warning(
             "Retrying %s in %.1f s (try %d): %s", stream.name, wait, task.attempt, error
         )
 
+    def throttle_application(self, wait: float) -> None:
+        """After an application-level 429: hold every request, then run half as many."""
+        with self._cv:
+            self._app_resume = max(self._app_resume, time.monotonic() + wait)
+            self._cut_concurrency()
+            self._cv.notify_all()
+
     def _cut_concurrency(self) -> None:
-        """Halve the requests in flight after an application-level 429."""
         if self._limit > 1:
             self._limit = max(1, self._limit // 2)
             self._successes = 0

@@ -293,6 +293,11 @@ class TapNylas(ActivateVersionSetting, Tap):
 
     _dry_run = False
 
+    def application_throttled(self, wait: float) -> None:
+        """A 429 on an application endpoint: the scheduler's workers hold back too."""
+        if "scheduler" in self.__dict__:
+            self.scheduler.throttle_application(wait)
+
     def report_failure(self, stream: Stream, context: dict, error: Exception) -> None:
         """Remember a partition that failed; the run ends non-zero once all else is synced."""
         where = ", ".join(f"{k} {v}" for k, v in context.items())

@@ -216,3 +216,23 @@ def test_a_trickling_answer_is_abandoned_at_the_request_deadline(config: dict) -
     assert "messages for grant_id g1" in str(error)
     assert time.monotonic() - started < 10  # two tries of about a second each
     assert result.records["messages"] == []
+
+
+def test_an_application_429_also_holds_back_the_grant_workers(
+    api: FakeNylas, config: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.connectors.append({"provider": "google"})
+    api.mocker.get(
+        "https://nylas.test/v3/connectors",
+        [
+            {"status_code": 429, "headers": {"Retry-After": "0.2"}, "json": {}},
+            {"json": {"data": [{"provider": "google"}], "limit": 200, "offset": 0}},
+        ],
+    )
+    with caplog.at_level(logging.INFO):
+        # calendars come first: the scheduler runs when connectors are throttled
+        result, error = sync(config, ["calendars", "connectors", "messages"])
+    assert error is None
+    assert [r["provider"] for r in result.records["connectors"]] == ["google"]
+    assert "Nylas throttled the application: 4 requests in flight at most" in caplog.text
+    assert sorted(r["id"] for r in result.records["messages"]) == ["g1-m", "g2-m"]
