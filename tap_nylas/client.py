@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import os
 import random
@@ -607,12 +608,10 @@ class GrantScopedStream(NylasStream):
                     self.state_manager.write_replication_key_signpost(signpost, context=current)
                 self.partition_started(current)
                 try:
-                    for page in self.scheduler.pages(partition):
-                        for row in page:
+                    # closing(): a dry run's record limit stops the partition's requests now
+                    with contextlib.closing(self._partition_rows(partition)) as rows:
+                        for record in rows:
                             self._check_max_record_limit(current_record_index=index)
-                            record = self.post_process(row, current)
-                            if record is None:
-                                continue
                             if selected:
                                 if write_messages:
                                     self._write_record_message(record)
@@ -634,6 +633,13 @@ class GrantScopedStream(NylasStream):
         if write_messages:
             self._write_state_message()
         self.activate_pending_version()  # versions.py: after the stream's last record
+
+    def _partition_rows(self, partition: Partition) -> Generator[dict, None, None]:
+        """A partition's records as they arrive, post-processed (None: left out)."""
+        for page in self.scheduler.pages(partition):
+            for row in page:
+                if (record := self.post_process(row, partition.context)) is not None:
+                    yield record
 
     def _partition_done(self, partition: Partition, error: Exception | None) -> None:
         """Finalise a written partition's bookmark, or keep the old one and say why."""

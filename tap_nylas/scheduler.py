@@ -128,8 +128,14 @@ class Scheduler:
         backoff_factor: float,
         open_limit: int | None = None,
         progress_interval: float = 0,
+        read_ahead: bool = True,
     ) -> None:
-        """Schedule `streams` (in sync order) on `workers` threads."""
+        """Schedule `streams` (in sync order) on `workers` threads.
+
+        Without `read_ahead` (a dry run, which stops after a record per stream) one
+        partition is open at a time, of the stream being written only, and its next page
+        is asked for once the writer took the previous one.
+        """
         self._feeds = {s.name: _Feed(i, s) for i, s in enumerate(streams)}
         self.stats = {s.name: StreamStats() for s in streams}
         self._workers = workers
@@ -137,6 +143,7 @@ class Scheduler:
         self._max_retries = max_retries
         self._backoff_factor = backoff_factor
         self._open_limit = open_limit or workers * OPEN_PER_WORKER
+        self._read_ahead = read_ahead
         self._cv = threading.Condition()
         self._tasks: list[_Task] = []
         self._open: list[Partition] = []
@@ -169,7 +176,7 @@ class Scheduler:
                 done = [p for p in mine if p.done]
                 # A partition whose buffer is full (or all buffers together are) waits
                 # for the writer: stream it.
-                blocked = [p for p in mine if not self._may_buffer(p)]
+                blocked = [p for p in mine if p.pages and not self._may_buffer(p)]
                 if done or blocked:
                     chosen = min(done or blocked, key=lambda p: (-p.size, p.order))
                     chosen.writing = True
@@ -182,22 +189,33 @@ class Scheduler:
                     self._cv.wait(1.0)
 
     def pages(self, partition: Partition) -> Iterator[list[dict]]:
-        """The partition's pages as they arrive; its error, if any, after the last one."""
-        while True:
+        """The partition's pages as they arrive; its error, if any, after the last one.
+
+        A writer that stops early (a dry run's record limit) stops the partition's
+        requests too.
+        """
+        try:
+            while True:
+                with self._cv:
+                    while not partition.pages and not partition.done:
+                        self._cv.wait()
+                    if not partition.pages:
+                        break
+                    page, size = partition.pages.popleft()
+                    partition.size -= size
+                    self._buffered -= size
+                    self._cv.notify_all()  # room in the partition's buffer
+                yield page
+        finally:
             with self._cv:
-                while not partition.pages and not partition.done:
-                    self._cv.wait()
-                if not partition.pages:
-                    break
-                page, size = partition.pages.popleft()
-                partition.size -= size
-                self._buffered -= size
-                self._cv.notify_all()  # room in the partition's buffer
-            yield page
-        with self._cv:
-            self._open.remove(partition)
-            self._feeds[partition.stream.name].open -= 1
-            self._cv.notify_all()
+                if not partition.done:
+                    self._finish(partition, None)
+                self._buffered -= partition.size
+                partition.pages.clear()
+                partition.size = 0
+                self._open.remove(partition)
+                self._feeds[partition.stream.name].open -= 1
+                self._cv.notify_all()
         if partition.error is not None:
             raise partition.error
 
@@ -231,8 +249,10 @@ class Scheduler:
         ahead. The stream being written may always open partitions of its own, so
         partitions of later streams fetched ahead can never starve it.
         """
+        if not self._read_ahead and (current is None or self._open):
+            return
         for feed in sorted(self._feeds.values(), key=lambda f: f.index):
-            if feed.exhausted:
+            if feed.exhausted or (not self._read_ahead and feed is not current):
                 continue
             if feed.pending is None:
                 depends_on = self._feeds.get(feed.stream.depends_on or "")
@@ -245,9 +265,10 @@ class Scheduler:
                     self.stats[feed.stream.name].partitions = len(partitions)
                     feed.pending = enumerate(partitions)
             with self._cv:
-                while (self._fetching() < self._open_limit and self._buffered < BUFFER_BYTES) or (
-                    feed is current and feed.open < self._open_limit
-                ):
+                while (
+                    (self._fetching() < self._open_limit and self._buffered < BUFFER_BYTES)
+                    or (feed is current and feed.open < self._open_limit)
+                ) and (self._read_ahead or not self._open):
                     item = next(feed.pending, None)
                     if item is None:
                         feed.exhausted = True
@@ -324,9 +345,11 @@ class Scheduler:
         partition = task.partition
         if self._grant_busy[partition.grant_id] >= self.per_grant:
             return False
-        return partition.writing or self._may_buffer(partition)
+        return (partition.writing and self._read_ahead) or self._may_buffer(partition)
 
     def _may_buffer(self, partition: Partition) -> bool:
+        if not self._read_ahead:  # a page only once the writer took the previous one
+            return not partition.pages
         return partition.size < PARTITION_BYTES and self._buffered < BUFFER_BYTES
 
     def _fetching(self) -> int:

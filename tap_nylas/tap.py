@@ -287,7 +287,7 @@ class TapNylas(ActivateVersionSetting, Tap):
             per_grant=per_grant,
             max_retries=int(self.config["max_retries"]),
             backoff_factor=float(self.config["backoff_factor"]),
-            open_limit=1 if self._dry_run else None,
+            read_ahead=not self._dry_run,
             progress_interval=float(self.config.get("progress_interval_seconds", 30)),
         )
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import threading
 import time
 import typing as t
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -236,3 +239,33 @@ def test_an_application_429_also_holds_back_the_grant_workers(
     assert [r["provider"] for r in result.records["connectors"]] == ["google"]
     assert "Nylas throttled the application: 4 requests in flight at most" in caplog.text
     assert sorted(r["id"] for r in result.records["messages"]) == ["g1-m", "g2-m"]
+
+
+def test_test_mode_reads_one_record_per_stream_without_fetching_ahead(
+    requests_mock: t.Any, config: dict
+) -> None:
+    fake = FakeNylas(requests_mock)
+    for n in range(6):
+        grant = f"g{n}"
+        fake.add_grant(grant)
+        fake.pages[grant, "messages"] = [
+            [{"id": f"{grant}-{p}-{n}"} for n in "ab"] for p in "vwxyz"
+        ]
+        fake.pages[grant, "folders"] = [[{"id": f"{grant}-{p}-{n}"} for n in "ab"] for p in "vwxyz"]
+    catalog = selected_catalog(
+        TapNylas(config=config, validate_config=False), ["messages", "folders"]
+    )
+    tap = TapNylas(config=config, catalog=catalog)
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    with contextlib.redirect_stdout(out):
+        tap.run_sync_dry_run(dry_run_record_limit=1, streams=tap.streams.values())
+        out.flush()
+    time.sleep(0.3)  # a worker fetching ahead would have done so by now
+
+    for stream in ("messages", "folders"):
+        asked = [r for r in requests_mock.request_history if r.path.endswith(f"/{stream}")]
+        assert {r.path.split("/")[3] for r in asked} == {"g0"}, f"{stream}: other grants read"
+        assert len(asked) <= 2, f"{stream}: pages read ahead"  # the one written, maybe one more
+    lines = out.buffer.getvalue().decode().splitlines()  # type: ignore[attr-defined]
+    written = Counter(json.loads(line)["stream"] for line in lines if '"type":"RECORD"' in line)
+    assert written["messages"] == written["folders"] == 1
