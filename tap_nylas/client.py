@@ -177,10 +177,6 @@ class CursorPaginator(BaseAPIPaginator["str | None"]):
             self._seen.add(cursor)
         return cursor
 
-    def continue_if_empty(self, response: requests.Response) -> bool:
-        """An empty page with a cursor is not the end."""
-        return bool(response_body(response).get("next_cursor"))
-
 
 class OffsetPagePaginator(BaseAPIPaginator[int]):
     """`limit`/`offset` paging for the admin lists: ends on a page shorter than its limit."""

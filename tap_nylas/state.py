@@ -35,7 +35,7 @@ class IndexedStateManager(StreamStateManager):
         self._logger.setLevel(logging.WARNING)
         self._partitions: list[dict] | None = None
         self._index: dict[PartitionKey, dict] = {}
-        self._lock = threading.Lock()  # prefetch threads read bookmarks concurrently
+        self._lock = threading.Lock()  # scheduler workers read bookmarks concurrently
 
     def get_state_partition_context(self, context: Context | None) -> Context | None:  # type: ignore[override]
         """The partition's bookmark keys; none (stream level) where it keeps no bookmark."""
