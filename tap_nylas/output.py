@@ -44,7 +44,7 @@ class WholeLineWriter(MsgSpecWriter):
         try:
             line = self.format_message(message)
             try:
-                sys.stdout.buffer.write(line)
+                write_all(sys.stdout.buffer, line)
                 sys.stdout.flush()
             except BrokenPipeError:
                 target_stopped_reading()
@@ -54,6 +54,21 @@ class WholeLineWriter(MsgSpecWriter):
         if stop := self.pending_stop:
             self.pending_stop = None
             stop()
+
+
+def write_all(out: t.BinaryIO, data: bytes | bytearray) -> None:
+    """Write all of `data`, however many writes it takes.
+
+    Unbuffered (`python -u`), stdout is a raw file, whose write may stop part-way when
+    a signal lands and says so only in its return value: a SIGTERM in a 90 KB record
+    once spliced the final STATE into it (seen in CI).
+    """
+    # Views released at once, even on error: msgspec re-fills the same buffer next time.
+    with memoryview(data) as whole:
+        start = 0
+        while start < len(whole):
+            with whole[start:] as rest:
+                start += out.write(rest) or 0
 
 
 def target_stopped_reading() -> t.NoReturn:

@@ -6,11 +6,12 @@ import contextlib
 import io
 import json
 import signal
+import typing as t
 
 import pytest
 from singer_sdk.singerlib import RecordMessage
 
-from tap_nylas.output import ProportionalStateWriter, WholeLineWriter
+from tap_nylas.output import ProportionalStateWriter, WholeLineWriter, write_all
 from tap_nylas.tap import TapNylas
 from tests.conftest import BASE_CONFIG
 
@@ -87,3 +88,24 @@ def test_state_waits_for_the_interval(monkeypatch: pytest.MonkeyPatch) -> None:
         text = out.buffer.getvalue().decode()  # type: ignore[attr-defined]
     written = [json.loads(line)["value"]["n"] for line in text.splitlines() if "STATE" in line]
     assert written == [4, 9]  # after 300 s, then after the next 300 s
+
+
+def test_a_line_is_written_whole_even_when_a_write_stops_part_way() -> None:
+    """A raw (unbuffered) stdout may take part of a write when a signal lands."""
+
+    class Raw(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, chunk: t.Any) -> int:
+            taken = bytes(chunk[:4096])  # at most a page a call, as an interrupted write(2)
+            self.data += taken
+            return len(taken)
+
+    raw = Raw()
+    line = b'{"type":"RECORD","record":{"body":"' + b"x" * 90_000 + b'"}}\n'
+    write_all(raw, line)  # type: ignore[arg-type]
+    assert bytes(raw.data) == line
