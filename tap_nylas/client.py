@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import os
-import random
 import threading
 import time
 import typing as t
@@ -47,7 +46,6 @@ if t.TYPE_CHECKING:
 
 REGION_URLS = {"us": "https://api.us.nylas.com", "eu": "https://api.eu.nylas.com"}
 
-MAX_RETRY_WAIT_SECONDS = 120.0
 # Substrings Nylas uses when a provider lacks an endpoint (the API's own typo included).
 UNSUPPORTED_MARKERS = (
     "not supported for provider",
@@ -316,9 +314,9 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, RESTStream[t.Any]):
 
     # One request, classified: the scheduler and `request_records` decide what follows.
 
-    def new_slice(self, context: Context | None, **bounds: t.Any) -> Slice:
+    def new_slice(self, context: Context | None) -> Slice:
         """A slice reading `context` from its first page."""
-        return Slice(dict(context or {}), self.get_new_paginator(), **bounds)
+        return Slice(dict(context or {}), self.get_new_paginator())
 
     def fetch_slice_page(self, piece: Slice) -> list[dict]:
         """One attempt at the next page of `piece`: its records, the slice advanced.
@@ -431,10 +429,7 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, RESTStream[t.Any]):
                 if tries == retries:
                     detail = f"{error} (still failing after {retries} retries)"
                     raise self._give_up(detail) from None
-                jitter = random.uniform(1.0, 1.25)  # noqa: S311 - spreads retries, not crypto
-                wait = error.retry_after
-                wait = factor * 2**tries * jitter if wait is None else wait
-                wait = min(wait, MAX_RETRY_WAIT_SECONDS)
+                wait = error.wait(tries + 1, factor)
                 if error.scope == "application":  # the application's limit: workers too
                     self._tap.application_throttled(wait)  # type: ignore[attr-defined]
                 self.logger.warning(

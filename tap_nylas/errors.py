@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import typing as t
 
 from singer_sdk.exceptions import FatalAPIError
+
+#: The longest the tap waits before a retry, whatever the server or the backoff says.
+MAX_RETRY_WAIT_SECONDS = 120.0
 
 
 class TapNylasError(Exception):
@@ -49,6 +53,17 @@ class RetryableError(Exception):
         super().__init__(message)
         self.retry_after = retry_after
         self.scope = scope
+
+    def wait(self, retry: int, backoff_factor: float) -> float:
+        """Seconds before retry number `retry` (1 for the first).
+
+        `Retry-After` as given, else `backoff_factor` doubling per retry, with up to 25%
+        jitter so that retries of many requests do not land at once.
+        """
+        if self.retry_after is None:
+            jitter = random.uniform(1.0, 1.25)  # noqa: S311 - spreads retries, not crypto
+            return min(backoff_factor * 2 ** (retry - 1) * jitter, MAX_RETRY_WAIT_SECONDS)
+        return min(self.retry_after, MAX_RETRY_WAIT_SECONDS)
 
 
 class PartitionFailedError(Exception):

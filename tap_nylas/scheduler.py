@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import random
 import threading
 import time
 import typing as t
@@ -54,7 +53,6 @@ OPEN_PER_WORKER = 4
 #: application limit is per second: at 8 workers and ~100 ms a request, 10 successes
 #: bring one more back about every quarter second (20 took 2.7 s from 4 to 8, measured).
 SUCCESSES_PER_STEP = 10
-MAX_RETRY_WAIT_SECONDS = 120.0
 
 
 @dataclass
@@ -404,12 +402,7 @@ class Scheduler:
             )
             return
         self.stats[stream.name].retries += 1
-        if error.retry_after is not None:
-            wait = error.retry_after
-        else:
-            jitter = random.uniform(1.0, 1.25)  # noqa: S311 - spreads retries, not crypto
-            wait = self._backoff_factor * 2 ** (task.attempt - 1) * jitter
-        wait = min(wait, MAX_RETRY_WAIT_SECONDS)
+        wait = error.wait(task.attempt, self._backoff_factor)
         now = time.monotonic()
         if error.scope == "grant":
             grant = partition.grant_id

@@ -125,7 +125,7 @@ def test_a_garbled_answer_is_retried_not_read_as_the_last_page(
 
 @pytest.fixture
 def waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tap_nylas.scheduler.random.uniform", lambda a, b: 0.0)
+    monkeypatch.setattr("tap_nylas.errors.random.uniform", lambda a, b: 0.0)
 
 
 def test_a_retry_after_that_is_not_a_number_falls_back_to_backoff(
