@@ -109,14 +109,17 @@ class PostgresServer:
     def _can_run(self, program: Path) -> bool:
         """Whether the server's user can run `program` where it is."""
         assert self._account is not None
-        done = subprocess.run(  # noqa: S603
-            [str(program), "--version"],
-            capture_output=True,
-            check=False,
-            user=self._account.pw_uid,
-            group=self._account.pw_gid,
-            extra_groups=[],
-        )
+        try:
+            done = subprocess.run(  # noqa: S603
+                [str(program), "--version"],
+                capture_output=True,
+                check=False,
+                user=self._account.pw_uid,
+                group=self._account.pw_gid,
+                extra_groups=[],
+            )
+        except PermissionError:  # a directory on the way is closed to that user (a 0700 clone)
+            return False
         return done.returncode == 0
 
     def _copy(self, install: Path) -> Path:
