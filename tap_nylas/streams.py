@@ -27,6 +27,12 @@ NO_MAIL = frozenset({"virtual-calendar", "zoom"})
 MIN_MAIL_SLICE = 3600
 # Pages a mailbox must hold below its first page before it is split.
 MIN_PAGES_TO_SPLIT = 3
+# Pages a range must hold below its first page before it is split again. Each split
+# reads the range's first page twice and ends each new range on a short page: splitting
+# ranges of 6+ pages made a 20,000-message mailbox cost 397 requests instead of 338 and
+# took 12.5 s instead of 11.1 s (scenario C without faults); at 20 only the long pole
+# (mail is denser lately) is split.
+MIN_PAGES_TO_SPLIT_AGAIN = 20
 MIN_EVENTS_SLICE = 7 * DAY
 
 
@@ -173,7 +179,8 @@ class TimeRangeSlicedStream(GrantScopedStream):
             math.ceil(pages_below / 2),
             (oldest - low) // MIN_MAIL_SLICE,
         )
-        if pages_below < MIN_PAGES_TO_SPLIT * (1 + piece.depth) or below < 2:
+        threshold = MIN_PAGES_TO_SPLIT_AGAIN if piece.depth else MIN_PAGES_TO_SPLIT
+        if pages_below < threshold or below < 2:
             return None
         exclude = piece.exclude | {r["id"] for r in records}
         step = (oldest - low) // below

@@ -37,6 +37,13 @@ LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 MAX_LOOKBACK_DAYS = 3650
 MAX_LOOKAHEAD_DAYS = 1825
 MAX_INCREMENTAL_LOOKBACK = 30 * 86400
+#: Streams synced before the others (which follow by name, as the SDK orders them). A
+#: mailbox's threads and messages are a run's longest work, capped per grant by
+#: `max_requests_per_grant`: started first, other streams fill the workers around a big
+#: mailbox instead of queueing in front of it (its first request moved from 2.0 s to
+#: 0.3 s into scenario C). Calendars come before them: they are one page per grant, and
+#: events can only be listed once they are written.
+SYNC_FIRST = ("calendars", "threads", "messages")
 
 
 class RepeatedWarningFilter(logging.Filter):
@@ -317,6 +324,14 @@ class TapNylas(ActivateVersionSetting, Tap):
     def discover_streams(self) -> list[Stream]:
         """The twelve Nylas streams."""
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
+
+    def load_streams(self) -> list[Stream]:  # type: ignore[misc]  # final in the SDK; re-sorted
+        """The streams in sync order: `SYNC_FIRST`, then the SDK's order (by name)."""
+        streams = super().load_streams()
+        return sorted(
+            streams,
+            key=lambda s: SYNC_FIRST.index(s.name) if s.name in SYNC_FIRST else len(SYNC_FIRST),
+        )
 
     @property
     def state_writer(self) -> ProportionalStateWriter:

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from tap_nylas.client import GrantScopedStream
+from tap_nylas.client import GrantScopedStream, Slice
 from tap_nylas.errors import ConfigError
-from tap_nylas.streams import ICLOUD_MAX_WINDOW
+from tap_nylas.streams import ICLOUD_MAX_WINDOW, MessagesStream
 from tap_nylas.tap import TapNylas
 from tests.conftest import START_EPOCH, run_sync
 from tests.fake_api import FakeNylas, query
@@ -40,6 +40,22 @@ def test_discovery_lists_twelve_streams_with_their_keys(config: dict) -> None:
     }
     for name, stream in streams.items():
         assert set(keys[name]) <= set(stream.schema["properties"]), name
+
+
+def test_calendars_then_mail_are_synced_first(api: FakeNylas, config: dict) -> None:
+    # A big mailbox is the run's long pole; events need calendars written first.
+    api.add_grant("g1")
+    api.pages["g1", "folders"] = [[{"id": "INBOX"}]]
+    api.pages["g1", "messages"] = [[{"id": "m1", "date": START_EPOCH + 60}]]
+    api.pages["g1", "threads"] = [[{"id": "t1", "latest_message_received_date": START_EPOCH}]]
+
+    result = run_sync(config)
+
+    schemas = [m["stream"] for m in result.messages if m["type"] == "SCHEMA"]
+    assert schemas[:3] == ["calendars", "threads", "messages"]
+    assert schemas.index("events") > schemas.index("calendars")
+    order = list(dict.fromkeys(m["stream"] for m in result.messages if m["type"] == "RECORD"))
+    assert order == ["threads", "messages", "folders", "grants"]
 
 
 def test_same_ids_in_two_grants_stay_two_rows(api: FakeNylas, config: dict) -> None:
@@ -296,3 +312,33 @@ def test_unknown_top_level_fields_are_dropped_nested_values_kept(
         {"id": "INBOX", "attributes": ["\\Inbox"], "grant_id": "g1"}
     ]
     assert result.records["messages"][0]["from"] == [{"email": "a@example.com", "new_nested": True}]
+
+
+@pytest.mark.parametrize(("pages_below", "splits"), [(2, False), (10, False), (30, True)])
+def test_a_range_splits_again_only_when_it_still_holds_many_pages(
+    config: dict, pages_below: int, splits: bool
+) -> None:
+    # Each split re-reads the range's first page: only a long pole is worth it.
+    stream = TapNylas(config=config).streams["messages"]
+    assert isinstance(stream, MessagesStream)
+    low, page_span = START_EPOCH, 3600 * 24
+    oldest = low + pages_below * page_span
+    context = {
+        "grant_id": "g1",
+        "received_after": low - 1,
+        "received_before": oldest + 2 * page_span,
+    }
+    piece = Slice(context, stream.get_new_paginator(), low=low, high=oldest + page_span, depth=1)
+    piece.pages = 1
+    page = [{"id": f"m{n}", "date": oldest + n * page_span // 200} for n in range(200)]
+
+    pieces = stream.split_slice(piece, page, capacity=4)
+
+    assert (pieces is not None) == splits
+    if pieces:
+        # Ranges tile [low, high] and none re-emits the first page's records.
+        edges = [(p.low, p.high) for p in pieces]
+        assert edges[0][0] == low
+        assert edges[-1][1] == piece.high
+        assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(edges))
+        assert all({r["id"] for r in page} <= p.exclude for p in pieces)
