@@ -42,8 +42,9 @@ def test_discovery_lists_twelve_streams_with_their_keys(config: dict) -> None:
         assert set(keys[name]) <= set(stream.schema["properties"]), name
 
 
-def test_calendars_then_mail_are_synced_first(api: FakeNylas, config: dict) -> None:
-    # A big mailbox is the run's long pole; events need calendars written first.
+def test_calendars_connectors_then_mail_are_synced_first(api: FakeNylas, config: dict) -> None:
+    # Connectors are read on the writer's thread while workers fetch ahead; a big
+    # mailbox is the run's long pole; events need calendars written first.
     api.add_grant("g1")
     api.pages["g1", "folders"] = [[{"id": "INBOX"}]]
     api.pages["g1", "messages"] = [[{"id": "m1", "date": START_EPOCH + 60}]]
@@ -52,7 +53,7 @@ def test_calendars_then_mail_are_synced_first(api: FakeNylas, config: dict) -> N
     result = run_sync(config)
 
     schemas = [m["stream"] for m in result.messages if m["type"] == "SCHEMA"]
-    assert schemas[:3] == ["calendars", "threads", "messages"]
+    assert schemas[:4] == ["calendars", "connectors", "threads", "messages"]
     assert schemas.index("events") > schemas.index("calendars")
     order = list(dict.fromkeys(m["stream"] for m in result.messages if m["type"] == "RECORD"))
     assert order == ["threads", "messages", "folders", "grants"]
