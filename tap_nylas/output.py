@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -11,9 +12,10 @@ import typing as t
 import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers._state import StateWriter
+from singer_sdk.singerlib import RecordMessage
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from singer_sdk.helpers.types import TapState
     from singer_sdk.singerlib import Message
@@ -24,12 +26,20 @@ logger = logging.getLogger("tap-nylas")
 
 
 class WholeLineWriter(MsgSpecWriter):
-    """msgspec writer (fast) that finishes a message before honouring SIGTERM/SIGINT.
+    """msgspec writer (fast) that writes RECORDs in batches and whole lines only.
+
+    RECORD lines are batched up to `BATCH_BYTES`: one write per line was a quarter of
+    the writer's time (profile, latency 0). Any other message (SCHEMA, STATE,
+    ACTIVATE_VERSION) goes out at once with the records before it, so a STATE never
+    reaches the target ahead of the records it vouches for; records still held when a
+    run dies are after the last STATE, and are read again by the next run.
 
     A signal can arrive while a large record is half written to a full pipe. Writing the
     final STATE from the signal handler at that moment would splice it into the record
     and hand the target a broken line; instead the stop waits for the line's end.
     """
+
+    BATCH_BYTES = 1 << 16
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """A writer with no message in progress and no stop pending."""
@@ -37,21 +47,40 @@ class WholeLineWriter(MsgSpecWriter):
         self.writing = False
         self.pending_stop: Callable[[], None] | None = None
         self.bytes_written = 0
+        self._batch = bytearray()
 
     def write_message(self, message: Message) -> None:
-        """Write one whole line, then carry out a stop requested meanwhile."""
-        self.writing = True
-        try:
+        """Write one whole line (a RECORD maybe later), then carry out a stop requested."""
+        with self._uninterrupted():
             line = self.format_message(message)
+            self._batch += line
+            self.bytes_written += len(line)
+            if not isinstance(message, RecordMessage) or len(self._batch) >= self.BATCH_BYTES:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the lines held back."""
+        if not self._batch:
+            return
+        with self._uninterrupted():
             try:
-                write_all(sys.stdout.buffer, line)
+                write_all(sys.stdout.buffer, self._batch)
                 sys.stdout.flush()
             except BrokenPipeError:
                 target_stopped_reading()
-            self.bytes_written += len(line)
+            self._batch.clear()
+
+    @contextlib.contextmanager
+    def _uninterrupted(self) -> Iterator[None]:
+        """Hold a stop signal (`pending_stop`) until the outermost write is done."""
+        outermost = not self.writing
+        self.writing = True
+        try:
+            yield
         finally:
-            self.writing = False
-        if stop := self.pending_stop:
+            if outermost:
+                self.writing = False
+        if outermost and (stop := self.pending_stop):
             self.pending_stop = None
             stop()
 

@@ -222,7 +222,7 @@ class TapNylas(ActivateVersionSetting, Tap):
         """Build the tap, then check what JSON Schema cannot."""
         RepeatedWarningFilter.install()
         super().__init__(*args, **kwargs)
-        self._state_writer = ProportionalStateWriter(t.cast("WholeLineWriter", self.message_writer))
+        self._state_writer = ProportionalStateWriter(self.output)
         if kwargs.get("validate_config", True):
             self.check_settings()
 
@@ -336,6 +336,11 @@ class TapNylas(ActivateVersionSetting, Tap):
         )
 
     @property
+    def output(self) -> WholeLineWriter:
+        """Writes the Singer messages (see output.py)."""
+        return t.cast("WholeLineWriter", self.message_writer)
+
+    @property
     def state_writer(self) -> ProportionalStateWriter:
         """Writes STATE in proportion to the output (see output.py)."""
         return t.cast("ProportionalStateWriter", self._state_writer)
@@ -346,6 +351,7 @@ class TapNylas(ActivateVersionSetting, Tap):
             super().sync_all()
         finally:
             self.state_writer.flush()
+            self.output.flush()
             if "scheduler" in self.__dict__:
                 self.scheduler.close()
         if failures := self._failures:
@@ -365,12 +371,12 @@ class TapNylas(ActivateVersionSetting, Tap):
             return super().run_sync_dry_run(*args, **kwargs)
         finally:
             self.state_writer.flush()
+            self.output.flush()
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SDK signal hook (final STATE, then exit), deferred while a line is being written."""
-        writer = self.message_writer
-        if isinstance(writer, WholeLineWriter) and writer.writing:
-            writer.pending_stop = lambda: self._terminate(signum)
+        if self.output.writing:
+            self.output.pending_stop = lambda: self._terminate(signum)
         else:
             self._terminate(signum)
 
@@ -381,6 +387,7 @@ class TapNylas(ActivateVersionSetting, Tap):
         stopped run from a finished one.
         """
         self.state_writer.flush(self.state)  # now, whatever the proportional writer held
+        self.output.flush()  # records after the last STATE, if it was not written anew
         code = 128 + signum
         self.logger.warning(
             "Stopped by %s: final STATE written, exit code %d", signal.Signals(signum).name, code

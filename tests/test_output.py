@@ -9,7 +9,7 @@ import signal
 import typing as t
 
 import pytest
-from singer_sdk.singerlib import RecordMessage
+from singer_sdk.singerlib import RecordMessage, StateMessage
 
 from tap_nylas.output import ProportionalStateWriter, WholeLineWriter, write_all
 from tap_nylas.tap import TapNylas
@@ -36,6 +36,29 @@ def test_sigterm_during_a_write_waits_for_the_line_then_writes_state_and_exits()
     messages = [json.loads(line) for line in lines if line]
     assert [m["type"] for m in messages] == ["RECORD", "STATE"]
     assert messages[0]["record"]["body"] == "x" * 100_000
+
+
+def test_records_go_out_in_batches_and_always_before_a_state() -> None:
+    writer = WholeLineWriter()
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+
+    def written() -> list[str]:
+        out.flush()
+        text = out.buffer.getvalue().decode()  # type: ignore[attr-defined]
+        return [json.loads(line)["type"] for line in text.splitlines()]
+
+    with contextlib.redirect_stdout(out):
+        for n in range(3):
+            writer.write_message(RecordMessage(stream="s", record={"id": n}))
+        assert written() == []  # held: one write per line was a quarter of the writer's time
+        writer.write_message(StateMessage(value={"bookmarks": {}}))
+        assert written() == ["RECORD"] * 3 + ["STATE"]  # never ahead of its records
+        big = "x" * WholeLineWriter.BATCH_BYTES
+        writer.write_message(RecordMessage(stream="s", record={"id": 3, "body": big}))
+        assert written()[-1] == "RECORD"  # a full batch goes out at once
+        writer.write_message(RecordMessage(stream="s", record={"id": 4}))
+        writer.flush()  # at the end of a run
+        assert written() == ["RECORD"] * 3 + ["STATE"] + ["RECORD"] * 2
 
 
 def test_sigint_between_writes_stops_at_once() -> None:

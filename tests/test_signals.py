@@ -39,6 +39,9 @@ def start_tap(sim: NylasSimulator, tmp_path: t.Any) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # Unbuffered: communicate() reads the pipe itself, past whatever a buffered
+        # readline() would have read ahead (the tap writes RECORDs in 64 KiB batches).
+        bufsize=0,
     )
 
 
