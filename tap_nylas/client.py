@@ -9,6 +9,7 @@ import threading
 import time
 import typing as t
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import cached_property
 from urllib.parse import urlparse
 
@@ -20,6 +21,7 @@ from singer_sdk.authenticators import BearerTokenAuthenticator
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator, SinglePagePaginator
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
+from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams.rest import PageContext
 
 from tap_nylas import __version__, schemas
@@ -245,6 +247,22 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, RESTStream[t.Any]):
     # Records are decoded JSON already, so the SDK's type conformance (half the CPU of a
     # sync, measured) would change nothing; `post_process` only drops unknown fields.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    # Replaces an SDK internal: `Stream._generate_record_messages` walks every record
+    # against the catalog's selection mask and the schema (`pop_deselected_record_
+    # properties`, `conform_record_data_types`) to drop what is not selected or unknown.
+    # `post_process` (`shape_record`) already cut the record to exactly that, so the
+    # walk found nothing and took a sixth of the writer's time (profile at latency 0).
+    # Stream maps still apply, as in the SDK.
+    def _generate_record_messages(self, record: dict) -> Generator[RecordMessage, None, None]:
+        for stream_map in self.stream_maps:
+            if (mapped := stream_map.transform(record)) is not None:
+                yield RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=datetime.now(timezone.utc),
+                )
 
     @property
     def directory(self) -> GrantDirectory:
@@ -579,7 +597,7 @@ class GrantScopedStream(NylasStream):
         """The tap's scheduler, shared by every grant-scoped stream."""
         return self._tap.scheduler  # type: ignore[attr-defined]
 
-    # The one place the tap replaces an SDK internal: `Stream._sync_records` walks
+    # Replaces an SDK internal: `Stream._sync_records` walks
     # `partitions` in list order, one after another. Here partitions come from the
     # scheduler in completion order; per record this does what the SDK does (post-process,
     # write, bookmark, dry-run limit); per partition it finalises the bookmark only when
