@@ -60,9 +60,13 @@ class Simulator:
             raise RuntimeError(msg)
         self.url = line.split("=", 1)[1]
 
-    def take_log(self) -> list[dict]:
-        """The simulator's request log since the last call (`GET /__sim/log?reset=1`)."""
-        with urllib.request.urlopen(f"{self.url}/__sim/log?reset=1", timeout=60) as resp:  # noqa: S310
+    def take_log(self, *, rewind: bool = False) -> list[dict]:
+        """The simulator's request log since the last call (`GET /__sim/log?reset=1`).
+
+        `rewind`: the next client meets the random faults and latencies from their start.
+        """
+        url = f"{self.url}/__sim/log?reset=1{'&rewind=1' if rewind else ''}"
+        with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310
             return list(json.loads(resp.read())["entries"])
 
     def rss_mb(self) -> float | None:

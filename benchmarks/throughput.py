@@ -16,7 +16,8 @@ Rows: the tap with `max_concurrency: 1`, the tap with its defaults (`max_concurr
 `max_requests_per_grant` 4), and `ceiling_client.py` with 8 worker threads (page-level
 scheduling, retries that hold no worker, a 429 pausing only its grant; in C at most 4 in
 flight per grant, as the server allows). Every client gets `backoff_factor` 0.5 and
-`start_date` 2024-01-01. The ceiling is "-" in D's growth rows (RSS there is about the
+`start_date` 2024-01-01, and meets the same sequence of faults and latencies (drawn in
+arrival order; the simulator rewinds it before each client). The ceiling is "-" in D's growth rows (RSS there is about the
 tap) and in E's no-body row (the ceiling has no catalog).
 
 Columns: wall s (start-up included); RECORDs; records/s; requests and retries (requests
@@ -218,7 +219,9 @@ def run_client(client: str, sc: Scenario, sim: Simulator, tmp: Path) -> Row:
     """Run one client against `sim`; the row from its output and the simulator's log."""
     tag = f"{sc.key}-{client}".replace(" ", "_").replace(",", "").replace("=", "")
     out, err = tmp / f"{tag}.out", tmp / f"{tag}.err"
-    sim.take_log()  # start from an empty log
+    # An empty log, and the faults and latencies from their start: every client meets the
+    # same sequence (drawn in arrival order), not the next stretch of it.
+    sim.take_log(rewind=True)
     if client == CEIL:
         cmd = [
             PYTHON,

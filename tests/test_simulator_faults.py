@@ -259,6 +259,26 @@ def test_random_mix_has_every_kind_and_is_deterministic() -> None:
         assert [e["fault"] for e in again_log] == [e["fault"] for e in log]
 
 
+def test_rewind_starts_the_faults_over_for_the_next_client() -> None:
+    # A benchmark compares clients: each must meet the same faults, not the next ones.
+    faults = Faults(rate=0.3, retry_after=0.5)
+    with NylasSimulator(
+        seed=5, grants=8, records_per_grant=5, faults=faults, latency=0.002,
+        latency_distribution="lognormal",
+    ) as s:  # fmt: skip
+        runs = []
+        for _ in range(3):
+            requests.get(f"{s.url}/__sim/log?reset=1&rewind=1", timeout=10).raise_for_status()
+            sweep(s, 60)
+            runs.append([e["fault"] for e in settled_log(s, 60)])
+        requests.get(f"{s.url}/__sim/log?reset=1", timeout=10).raise_for_status()
+        sweep(s, 60)
+        unrewound = [e["fault"] for e in settled_log(s, 60)]
+    assert any(runs[0])
+    assert runs[0] == runs[1] == runs[2]
+    assert unrewound != runs[0]  # without rewind: the next stretch of the sequence
+
+
 def test_random_faults_never_hit_one_request_three_times_running() -> None:
     with NylasSimulator(seed=1, grants=3, faults=Faults(rate=0.9, retry_after=0)) as s:
         for _ in range(60):

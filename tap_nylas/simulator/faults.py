@@ -106,10 +106,15 @@ class FaultInjector:
 
     def __init__(self, faults: Faults, seed: int) -> None:
         self.faults = faults
-        fault_seed = faults.seed if faults.seed is not None else seed
-        self._rng = random.Random(f"faults:{fault_seed}")  # noqa: S311 - not crypto
-        self._streaks: dict[str, int] = {}
+        self._seed = faults.seed if faults.seed is not None else seed
         self._lock = threading.Lock()
+        self.rewind()
+
+    def rewind(self) -> None:
+        """Start the sequence of faults over, as if no request had come yet."""
+        with self._lock:
+            self._rng = random.Random(f"faults:{self._seed}")  # noqa: S311 - not crypto
+            self._streaks: dict[str, int] = {}
 
     def draw(self, key: str) -> str | None:
         """The fault for this request (keyed by path and params), or None."""

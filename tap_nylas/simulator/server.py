@@ -1,8 +1,10 @@
 """HTTP plumbing: auth, faults, rate limits, gzip, request log, threaded server.
 
 Besides ``/v3``, the server answers ``GET /__sim/log`` (no API key; Nylas has no such
-path): ``{"entries": [...]}``, the request log so far, ``?reset=1`` also clears it. Admin
-requests are not logged themselves.
+path): ``{"entries": [...]}``, the request log so far, ``?reset=1`` also clears it, and
+``?rewind=1`` starts the random faults and latencies over from the seed, so that each
+client a benchmark compares meets the same sequence. Admin requests are not logged
+themselves.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ class App:
         self.latency_distribution = latency_distribution
         # Lognormal with the given mean: mu = ln(mean) - sigma^2 / 2.
         self._mu = math.log(latency) - LATENCY_SIGMA**2 / 2 if latency > 0 else 0.0
+        self._seed = seed
         self._latency_rng = random.Random(f"latency:{seed}")  # noqa: S311 - not crypto
         self.faults = faults
         self.rules = FaultRules()
@@ -189,14 +192,24 @@ class App:
             return taken
 
     def admin(self, target: str) -> Outcome:
-        """``/__sim/log`` (``?reset=1`` clears it too); 404 elsewhere."""
+        """``/__sim/log`` (``?reset=1`` clears it, ``?rewind=1`` rewinds); 404 elsewhere."""
         parts = urlsplit(target)
         if parts.path != ADMIN_PREFIX + "log":
             return Outcome(404, b'{"error":"unknown simulator admin path"}')
-        reset = parse_qs(parts.query).get("reset", ["0"])[0] in ("1", "true")
+        query = parse_qs(parts.query)
+        reset = query.get("reset", ["0"])[0] in ("1", "true")
         entries = self.take_log() if reset else self.snapshot_log()
+        if query.get("rewind", ["0"])[0] in ("1", "true"):
+            self.rewind()
         body = _json_bytes({"entries": entries})
         return Outcome(200, body, {"Content-Type": "application/json"})
+
+    def rewind(self) -> None:
+        """Start the random faults and latencies over from the seed."""
+        with self._lock:
+            self._latency_rng = random.Random(f"latency:{self._seed}")  # noqa: S311
+        if self.faults is not None:
+            self.faults.rewind()
 
     def delay(self) -> float:
         """This request's latency: fixed, or drawn in arrival order (deterministic)."""
