@@ -217,6 +217,8 @@ class Slice:
     depth: int = 0
     #: Response bytes of the last page: what its records weigh in memory, roughly.
     last_size: int = 0
+    #: Pages still to read, as the last page suggests (None: not known yet).
+    pages_left: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -556,6 +558,10 @@ class GrantScopedStream(NylasStream):
 
         `capacity`: requests of the grant that may run at once (`max_requests_per_grant`).
         """
+        return None
+
+    def estimate_pages_left(self, piece: Slice, records: list[dict]) -> float | None:
+        """Pages `piece` still has to read after `records` (None: no idea)."""
         return None
 
     def keep_keyed(self, records: list[dict], context: Context) -> tuple[list[dict], int]:

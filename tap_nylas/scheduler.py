@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import time
 import typing as t
@@ -309,7 +310,11 @@ class Scheduler:
             with self._cv:
                 self._in_flight -= 1
                 self._grant_busy[task.partition.grant_id] -= 1
-                self._settle(task, outcome)
+                try:
+                    self._settle(task, outcome)
+                except Exception as error:  # a stream hook failed: its partition fails,
+                    if not task.partition.done:  # not the worker (the run would hang)
+                        self._finish(task.partition, error)
                 self._fill(None)
                 self._cv.notify_all()
 
@@ -390,6 +395,7 @@ class Scheduler:
             if not partition.open_slices:
                 self._finish(partition, None)
         else:
+            piece.pages_left = stream.estimate_pages_left(piece, outcome)
             self._tasks.append(_Task(partition, piece, next(self._seq)))
 
     def _retry(self, task: _Task, error: RetryableError) -> None:
@@ -461,6 +467,17 @@ class Scheduler:
             stats.failed += 1
 
 
-def _urgency(task: _Task) -> tuple[bool, tuple[int, int], int]:
-    """Sort key: the partition being written first, then stream and list order."""
-    return (not task.partition.writing, task.partition.order, task.seq)
+def _urgency(task: _Task) -> tuple[bool, tuple[int, int], float, int]:
+    """Sort key: the partition being written first, then stream and list order.
+
+    Within a partition a slice's first page goes first (it tells how much the slice
+    holds), then the slice with the most pages left: a long range started last is read
+    one page after another at the end, while the grant's other slots idle.
+    """
+    piece = task.slice
+    return (
+        not task.partition.writing,
+        task.partition.order,
+        -math.inf if piece.pages == 0 else -(piece.pages_left or 0.0),
+        task.seq,
+    )

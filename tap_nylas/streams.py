@@ -164,14 +164,13 @@ class TimeRangeSlicedStream(GrantScopedStream):
         estimate; what is read does not depend on it.
         """
         key = self.replication_key or ""
-        low = piece.low if piece.low is not None else piece.context.get(self.since_param or "")
-        if piece.pages != 1 or piece.finished or not isinstance(low, int) or capacity < 1:
+        low = self._lower_bound(piece)
+        if piece.pages != 1 or piece.finished or low is None or capacity < 1:
             return None
-        if not records or not all(isinstance(r.get(key), int) for r in records):
+        pages_below = self.estimate_pages_left(piece, records)
+        if pages_below is None:
             return None  # records a range cannot place would come back in every range
-        dates = [int(r[key]) for r in records]
-        oldest, newest = min(dates), max(dates)
-        pages_below = (oldest - low) / max(newest - oldest, 1)
+        oldest = min(int(r[key]) for r in records)
         # A range split before splits again only when it still holds many pages: mail
         # is denser lately, so equal time ranges hold unequal mail.
         below = min(
@@ -215,6 +214,20 @@ class TimeRangeSlicedStream(GrantScopedStream):
                 )
             )
         return slices
+
+    def estimate_pages_left(self, piece: Slice, records: list[dict]) -> float | None:
+        """Pages below this one, if the mail below is as dense as on it (newest first)."""
+        key = self.replication_key or ""
+        dates = [date for r in records if isinstance(date := r.get(key), int)]
+        low = self._lower_bound(piece)
+        if low is None or not dates or len(dates) < len(records):
+            return None  # a record without a date could lie anywhere
+        oldest, newest = min(dates), max(dates)
+        return max(oldest - low, 0) / max(newest - oldest, 1)
+
+    def _lower_bound(self, piece: Slice) -> int | None:
+        low = piece.low if piece.low is not None else piece.context.get(self.since_param or "")
+        return low if isinstance(low, int) else None
 
     def initial_slices(self, context: Context) -> list[Slice]:
         """One slice from the partition's lower bound, when it has one."""

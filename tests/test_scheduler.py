@@ -46,6 +46,8 @@ class FakeStream:
         self.max_in_flight: Counter[str] = Counter()
         self.slices_per_partition = 1
         self.page_bytes = 0
+        self.split_error: Exception | None = None
+        self.estimates = False
         self.logger = logging.getLogger(f"test.{name}")
         self._lock = threading.Lock()
 
@@ -79,7 +81,11 @@ class FakeStream:
                 piece.paginator._finished = True
 
     def split_slice(self, piece: Slice, records: list[dict], capacity: int) -> None:
-        return None
+        if isinstance(self.split_error, Exception) and piece.context["grant_id"] == "g2":
+            raise self.split_error
+
+    def estimate_pages_left(self, piece: Slice, records: list[dict]) -> float | None:
+        return self.pages - piece.pages if self.estimates else None
 
     def keep_keyed(self, records: list[dict], context: dict) -> tuple[list[dict], int]:
         return records, 0
@@ -239,3 +245,47 @@ def test_progress_lines_while_running_and_a_summary_at_the_end(
         r"messages: 4/4 partitions, 0 records \(0/s\), 4 requests, 0 retries; done in [\d.]+ s",
         lines[-1],
     )
+
+
+def test_a_stream_hook_that_raises_fails_its_partition_not_the_worker() -> None:
+    stream = FakeStream("messages", ["g1", "g2", "g3"], pages=2)
+    stream.split_error = KeyError("date")  # a bug in a stream, met on a worker thread
+    scheduler = make([stream], workers=1)
+
+    result: list[tuple[list[str], dict[str, Exception]]] = []
+    writer = threading.Thread(target=lambda: result.append(write_all(scheduler, stream)))
+    writer.daemon = True
+    writer.start()
+    writer.join(10)
+
+    assert result, "the writer hangs: a worker died holding its request"
+    order, errors = result[0]
+    assert sorted(order) == ["g1", "g2", "g3"]
+    assert list(errors) == ["g2"]
+    assert isinstance(errors["g2"], KeyError)
+
+
+def test_the_slice_with_the_most_pages_left_goes_first() -> None:
+    # One grant, one request at a time: the order its slices are read in.
+    stream = FakeStream("messages", ["g1"], pages=3)
+    stream.estimates = True
+    lengths = {0: 1, 1: 4, 2: 2}  # pages of each slice
+
+    def initial_slices(context: dict) -> list[Slice]:
+        return [Slice({**context, "slice": n}, _Pages(lengths[n])) for n in lengths]
+
+    fetched: list[int] = []
+    fetch = stream.fetch_slice_page
+
+    def fetch_slice_page(piece: Slice) -> list[dict]:
+        fetched.append(piece.context["slice"])
+        stream.pages = lengths[piece.context["slice"]]
+        return fetch(piece)
+
+    stream.initial_slices = initial_slices  # type: ignore[method-assign]
+    stream.fetch_slice_page = fetch_slice_page  # type: ignore[method-assign]
+    write_all(make([stream], workers=1, per_grant=1), stream)
+
+    # First pages first (they tell the sizes), then the longest slice while it is longest.
+    assert fetched[:5] == [0, 1, 2, 1, 1]
+    assert sorted(fetched) == [0, 1, 1, 1, 1, 2, 2]
