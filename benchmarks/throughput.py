@@ -17,8 +17,10 @@ Rows: the tap with `max_concurrency: 1`, the tap with its defaults (`max_concurr
 scheduling, retries that hold no worker, a 429 pausing only its grant; in C at most 4 in
 flight per grant, as the server allows). Every client gets `backoff_factor` 0.5 and
 `start_date` 2024-01-01, and meets the same sequence of faults and latencies (drawn in
-arrival order; the simulator rewinds it before each client). The ceiling is "-" in D's growth rows (RSS there is about the
-tap) and in E's no-body row (the ceiling has no catalog).
+arrival order; the simulator rewinds it before each client). In B a second ceiling row
+pauses every request on an application 429, as the tap does (`--application-429
+everything`). The ceiling is "-" in D's growth rows (RSS there is about the tap) and in E's
+no-body row (the ceiling has no catalog).
 
 Columns: wall s (start-up included); RECORDs; records/s; requests and retries (requests
 answered 429/5xx, dropped, or not data, from the simulator's request log); idle s (seconds
@@ -63,6 +65,7 @@ BACKOFF = 0.5
 README_RATE = 13_600  # records/s, tap default at latency 0, README "Performance"
 ALL = "all"
 MC1, DEFAULT, CEIL, NOBODY = "tap mc=1", "tap default", "ceiling x8", "tap default, no body"
+CEIL_TAP_POLICY = "ceiling x8, app 429 pauses all"
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,15 @@ def scenarios(quick: bool) -> list[Scenario]:
     if quick:
         return [
             Scenario("A", "A: 5 grants, 12 streams, 20 ms", 5, 20, 0.02),
-            Scenario("B", "B: as A, 6% faults", 5, 20, 0.02, fault_rate=0.06),
+            Scenario(
+                "B",
+                "B: as A, 6% faults",
+                5,
+                20,
+                0.02,
+                fault_rate=0.06,
+                clients=(MC1, DEFAULT, CEIL, CEIL_TAP_POLICY),
+            ),
             Scenario(
                 "C",
                 "C: 4 grants, one of 1,000 msgs, lognormal 20 ms, 6% faults, 4/grant",
@@ -149,7 +160,15 @@ def scenarios(quick: bool) -> list[Scenario]:
         ]
     return [
         Scenario("A", "A: 50 grants x 200, all 12 streams, 100 ms", 50, 200, 0.1),
-        Scenario("B", "B: as A, 6% transient faults", 50, 200, 0.1, fault_rate=0.06),
+        Scenario(
+            "B",
+            "B: as A, 6% transient faults",
+            50,
+            200,
+            0.1,
+            fault_rate=0.06,
+            clients=(MC1, DEFAULT, CEIL, CEIL_TAP_POLICY),
+        ),
         Scenario(
             "C",
             "C: 20 grants, one of 20,000 msgs, lognormal 100 ms, 6% faults, 4/grant",
@@ -222,7 +241,7 @@ def run_client(client: str, sc: Scenario, sim: Simulator, tmp: Path) -> Row:
     # An empty log, and the faults and latencies from their start: every client meets the
     # same sequence (drawn in arrival order), not the next stretch of it.
     sim.take_log(rewind=True)
-    if client == CEIL:
+    if client in (CEIL, CEIL_TAP_POLICY):
         cmd = [
             PYTHON,
             CEILING,
@@ -241,6 +260,8 @@ def run_client(client: str, sc: Scenario, sim: Simulator, tmp: Path) -> Row:
         ]
         if sc.streams != ALL:
             cmd += ["--streams", sc.streams]
+        if client == CEIL_TAP_POLICY:
+            cmd += ["--application-429", "everything"]
     else:
         config: dict = {"api_key": API_KEY, "api_url": sim.url, "start_date": START_DATE,
                         "backoff_factor": BACKOFF, "max_requests_per_grant": 4}  # fmt: skip
@@ -366,6 +387,11 @@ def report(rows: list[Row]) -> None:
         if tap and ceiling:
             x = tap.wall / ceiling.wall
             _target(f"{key}: tap default wall <= 1.1x ceiling: {x:.2f}x", x <= 1.1)
+        if tap and (same_policy := find(key, CEIL_TAP_POLICY)):
+            print(
+                f"  info    {key}: against a ceiling that pauses every request on an "
+                f"application 429, as the tap does: {tap.wall / same_policy.wall:.2f}x"
+            )
     slow, fast = find("C", MC1), find("C", DEFAULT)
     if slow and fast:
         x = slow.wall / fast.wall
