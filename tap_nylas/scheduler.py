@@ -71,7 +71,7 @@ class StreamStats:
     finished_at: float | None = None
 
 
-@dataclass
+@dataclass(eq=False)  # identity: removing one of thousands must not compare their fields
 class Partition:
     """One grant (or calendar) of one stream, read as slices, written as a whole."""
 
@@ -114,6 +114,11 @@ class _Feed:
         self.pending: Iterator[tuple[int, dict]] | None = None
         self.exhausted = False
         self.open = 0
+        #: Open partitions still being fetched, and finished ones in the order they
+        #: finished, not handed to the writer yet: the writer picks from these without
+        #: walking every open partition (thousands wait at 10,000 grants).
+        self.fetching: set[Partition] = set()
+        self.ready: deque[Partition] = deque()
 
 
 class Scheduler:
@@ -147,12 +152,14 @@ class Scheduler:
         self._read_ahead = read_ahead
         self._cv = threading.Condition()
         self._tasks: list[_Task] = []
-        self._open: list[Partition] = []
+        self._open: dict[Partition, None] = {}  # a set in opening order
         self._seq = itertools.count()
         self._grant_busy: Counter[str] = Counter()
         self._grant_resume: dict[str, float] = {}
         self._app_resume = 0.0
         self._in_flight = 0
+        self._unfinished = 0
+        self._writing_index = -1
         self._buffered = 0
         self._limit = workers
         self._successes = 0
@@ -173,20 +180,26 @@ class Scheduler:
         while True:
             self._fill(feed)
             with self._cv:
-                mine = [p for p in self._open if p.stream is stream and not p.writing]
-                done = [p for p in mine if p.done]
                 # A partition whose buffer is full (or all buffers together are) waits
                 # for the writer: stream it.
-                blocked = [p for p in mine if p.pages and not self._may_buffer(p)]
-                if done or blocked:
-                    chosen = min(done or blocked, key=lambda p: (-p.size, p.order))
+                blocked = [
+                    p
+                    for p in feed.fetching
+                    if p.pages and not p.writing and not self._may_buffer(p)
+                ]
+                if feed.ready or blocked:
+                    chosen = (
+                        feed.ready.popleft()
+                        if feed.ready
+                        else min(blocked, key=lambda p: (-p.size, p.order))
+                    )
                     chosen.writing = True
                     self._cv.notify_all()  # its slices may run past the buffer cap now
                     return chosen
                 if feed.exhausted and not feed.open:
                     self.progress.finished(stream.name)
                     return None
-                if mine:
+                if feed.fetching:
                     self._cv.wait(1.0)
 
     def pages(self, partition: Partition) -> Iterator[list[dict]]:
@@ -214,7 +227,7 @@ class Scheduler:
                 self._buffered -= partition.size
                 partition.pages.clear()
                 partition.size = 0
-                self._open.remove(partition)
+                del self._open[partition]
                 self._feeds[partition.stream.name].open -= 1
                 self._cv.notify_all()
         if partition.error is not None:
@@ -230,14 +243,18 @@ class Scheduler:
     def _abandon_before(self, feed: _Feed) -> None:
         """Drop what earlier streams left open (a dry run stops after one record)."""
         with self._cv:
+            if feed.index == self._writing_index:  # once per stream: `_open` may be long
+                return
+            self._writing_index = feed.index
             for partition in [p for p in self._open if p.order[0] < feed.index]:
                 self._buffered -= partition.size
                 self._finish(partition, partition.error)
-                self._open.remove(partition)
+                del self._open[partition]
                 self._feeds[partition.stream.name].open -= 1
             for earlier in self._feeds.values():
                 if earlier.index < feed.index:
                     earlier.exhausted = True
+                    earlier.ready.clear()
 
     def _fill(self, current: _Feed | None) -> None:
         """Open partitions, in stream order, up to the limit.
@@ -280,8 +297,10 @@ class Scheduler:
         partition = Partition(feed.stream, context, (feed.index, index))
         slices = feed.stream.initial_slices(context)
         with self._cv:
-            self._open.append(partition)
+            self._open[partition] = None
+            self._unfinished += 1
             feed.open += 1
+            feed.fetching.add(partition)
             stats = self.stats[feed.stream.name]
             stats.started_at = stats.started_at or time.monotonic()
             if not slices:
@@ -358,8 +377,13 @@ class Scheduler:
         return partition.size < PARTITION_BYTES and self._buffered < BUFFER_BYTES
 
     def _fetching(self) -> int:
-        """Open partitions not finished yet: finished ones only wait to be written."""
-        return sum(not p.done for p in self._open)
+        """Open partitions not finished yet: finished ones only wait to be written.
+
+        Counted as they open and finish, not by walking `_open`: thousands of finished
+        partitions may wait there, and every request that ends asks (10,000 grants took
+        7x as long with the walk, measured).
+        """
+        return self._unfinished
 
     def _settle(self, task: _Task, outcome: list[dict] | Exception) -> None:
         """Record a request's outcome: pages, follow-up requests, retries, failures."""
@@ -456,8 +480,16 @@ class Scheduler:
 
     def _finish(self, partition: Partition, error: Exception | None) -> None:
         """Mark a partition complete (or failed) and drop its queued requests."""
+        if partition.done:  # dropped after its end (a dry run moved on): counted already
+            partition.error = error
+            return
+        self._unfinished -= 1
         partition.done = True
         partition.error = error
+        feed = self._feeds[partition.stream.name]
+        feed.fetching.discard(partition)
+        if not partition.writing:
+            feed.ready.append(partition)
         self._tasks = [task for task in self._tasks if task.partition is not partition]
         stats = self.stats[partition.stream.name]
         stats.partitions_done += 1
