@@ -14,11 +14,8 @@ from dataclasses import dataclass
 from tap_nylas.errors import ConfigError, PartitionFailedError, PartitionUnavailableError
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from singer_sdk import Tap
-
-    from tap_nylas.client import GrantScopedStream
+    import logging
+    from collections.abc import Callable, Iterable
 
 
 @dataclass(frozen=True)
@@ -59,14 +56,42 @@ class Shard:
         return self.index == 1
 
 
-class GrantDirectory:
-    """The grants of this run (`grant_ids`, `grant_shard`) and the calendars per grant."""
+@dataclass(frozen=True)
+class ReadableGrants:
+    """The grants a stream reads, and how many it leaves out and why."""
 
-    def __init__(self, tap: Tap, grant_ids: Iterable[str] | None, shard: Shard) -> None:
-        """Directory for `tap`, restricted to `grant_ids` (when given) and to `shard`."""
-        self._tap = tap
+    grant_ids: list[str]
+    invalid: int
+    unsupported: int
+
+
+class GrantDirectory:
+    """The grants of this run (`grant_ids`, `grant_shard`) and the calendars per grant.
+
+    It reads through the callables it is given (the grants and calendars streams'
+    listings), so it knows no stream class.
+    """
+
+    def __init__(
+        self,
+        list_grants: Callable[[], Iterable[dict]],
+        list_calendars: Callable[[str], Iterable[dict]],
+        *,
+        grant_ids: Iterable[str] | None,
+        shard: Shard,
+        workers: int,
+        logger: logging.Logger,
+    ) -> None:
+        """Directory restricted to `grant_ids` (when given) and to `shard`.
+
+        `workers`: grants whose calendars are listed at once.
+        """
+        self._list_grants = list_grants
+        self._list_calendars = list_calendars
         self._wanted = frozenset(grant_ids or ())
         self.shard = shard
+        self._workers = workers
+        self._logger = logger
         self._records: list[dict] | None = None
         self._grants: dict[str, Grant] = {}
         self._calendars: dict[str, list[str]] = {}
@@ -74,13 +99,12 @@ class GrantDirectory:
     def grant_records(self) -> list[dict]:
         """Every grant record of this run, in API order, listed once."""
         if self._records is None:
-            grants = self._tap.streams["grants"]
             records = []
-            for record in grants.request_records(None):  # type: ignore[attr-defined]
+            for record in self._list_grants():
                 if record.get("id"):
                     records.append(record)
                 else:
-                    grants.logger.warning("Skipping a grant without an id: %s", sorted(record))
+                    self._logger.warning("Skipping a grant without an id: %s", sorted(record))
             found = {r["id"] for r in records}
             if missing := self._wanted - found:
                 msg = (
@@ -113,57 +137,37 @@ class GrantDirectory:
         self.grant_records()
         return self._grants[grant_id].provider
 
-    def grant_partitions(self, stream: GrantScopedStream) -> list[dict]:
-        """One context per valid grant whose provider has `stream`'s endpoint."""
+    def readable_grants(self, unsupported_providers: frozenset[str]) -> ReadableGrants:
+        """Valid grants whose provider is not one of `unsupported_providers`."""
         grants = self.grants
-        readable = [g for g in grants if g.valid and g.provider not in stream.unsupported_providers]
-        if skipped := len(grants) - len(readable):
-            invalid = sum(not g.valid for g in grants)
-            if invalid:
-                stream.note_incomplete(f"{invalid} invalid grant(s) not read")
-            stream.logger.info(
-                "%s: reading %d grants; skipping %d invalid grants and %d whose provider "
-                "has no %s endpoint",
-                stream.name,
-                len(readable),
-                invalid,
-                skipped - invalid,
-                stream.name,
-            )
-        return [{"grant_id": g.id} for g in readable]
+        readable = [g.id for g in grants if g.valid and g.provider not in unsupported_providers]
+        invalid = sum(not g.valid for g in grants)
+        return ReadableGrants(readable, invalid, len(grants) - len(readable) - invalid)
 
     def remember_calendars(self, grant_id: str, calendar_ids: list[str]) -> None:
         """Keep the calendar IDs of a grant read in full by the calendars stream."""
         self._calendars[grant_id] = calendar_ids
 
-    def calendar_partitions(self, events: GrantScopedStream) -> list[dict]:
-        """One context per calendar of every grant `events` reads.
+    def calendar_partitions(
+        self, grants: list[dict], on_failure: Callable[[str, Exception], None]
+    ) -> list[dict]:
+        """One context per calendar of every grant in `grants` (grant contexts).
 
         Calendars the calendars stream already read in full this run are reused; the
-        others are listed here, `max_concurrency` grants at a time.
+        others are listed here, `workers` grants at a time. A grant whose calendars
+        cannot be listed has none, and `on_failure` hears why.
         """
-        grants = events.grant_contexts()
         missing = [g["grant_id"] for g in grants if g["grant_id"] not in self._calendars]
-        workers = int(events.config["max_concurrency"])
-        with ThreadPoolExecutor(workers, thread_name_prefix="tap-nylas-cal") as pool:
-            listed = pool.map(lambda grant_id: self._list_calendars(events, grant_id), missing)
+        with ThreadPoolExecutor(self._workers, thread_name_prefix="tap-nylas-cal") as pool:
+            listed = pool.map(lambda grant_id: self._calendar_ids(grant_id, on_failure), missing)
             self._calendars.update(zip(missing, listed, strict=True))
         return [{**g, "calendar_id": c} for g in grants for c in self._calendars[g["grant_id"]]]
 
-    def _list_calendars(self, events: GrantScopedStream, grant_id: str) -> list[str]:
-        calendars = self._tap.streams["calendars"]
+    def _calendar_ids(
+        self, grant_id: str, on_failure: Callable[[str, Exception], None]
+    ) -> list[str]:
         try:
-            calendar_ids = [
-                r["id"]
-                for r in calendars.request_records({"grant_id": grant_id})  # type: ignore[attr-defined]
-                if r.get("id")
-            ]
-        except PartitionUnavailableError as error:
-            events.logger.warning("Skipping events for grant %s: %s", grant_id, error)
-        except PartitionFailedError as error:
-            events.logger.error("Skipping events for grant %s: %s", grant_id, error)
-            self._tap.report_failure(events, {"grant_id": grant_id}, error)  # type: ignore[attr-defined]
-        else:
-            return calendar_ids
-        events.note_incomplete(f"grant {grant_id}: its calendars could not be listed")
-        return []
+            return [r["id"] for r in self._list_calendars(grant_id) if r.get("id")]
+        except (PartitionUnavailableError, PartitionFailedError) as error:
+            on_failure(grant_id, error)
+            return []

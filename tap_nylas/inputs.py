@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tap_nylas.errors import ConfigError, TapNylasError
+from tap_nylas.normalize import iso_epoch
 
 if t.TYPE_CHECKING:
     import logging
@@ -335,12 +336,9 @@ def _parse_text(text: str) -> tuple[int | None, str]:
         value, _ = parse_bookmark(number)
         return value, "are numeric strings"
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return max(iso_epoch(text), 0), "are ISO date-times"
     except ValueError:
         return None, "are not a timestamp"
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return max(int(moment.timestamp()), 0), "are ISO date-times"
 
 
 def _show(raw: object) -> str:

@@ -21,17 +21,25 @@ def as_text(value: t.Any) -> t.Any:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+def iso_epoch(text: str) -> int:
+    """An ISO 8601 date-time (`Z` allowed, UTC if no offset) as epoch seconds.
+
+    Raises ValueError for text that is not one.
+    """
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())
+
+
 def as_epoch(value: t.Any) -> t.Any:
     """An RFC 3339 string where the spec says epoch seconds → epoch seconds (else None)."""
     if not isinstance(value, str):
         return value
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return iso_epoch(value)
     except ValueError:
         return None  # unreadable: null fits the column, a string would fail the load
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp())
 
 
 def folder(row: dict) -> None:

@@ -11,8 +11,10 @@ import typing as t
 
 import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecWriter
-from singer_sdk.helpers._state import StateWriter
 from singer_sdk.singerlib import RecordMessage
+from typing_extensions import override
+
+from tap_nylas.sdk import StateWriter
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -49,6 +51,7 @@ class WholeLineWriter(MsgSpecWriter):
         self.bytes_written = 0
         self._batch = bytearray()
 
+    @override
     def write_message(self, message: Message) -> None:
         """Write one whole line (a RECORD maybe later), then carry out a stop requested."""
         with self._uninterrupted():
@@ -145,6 +148,7 @@ class ProportionalStateWriter(StateWriter):
         self._output_at_last_state = 0
         self._time_of_last_state = time.monotonic()
 
+    @override
     def write_state(self, state: TapState) -> None:
         """Write `state` now if the last STATE is old and small enough, else hold it."""
         self._held = state

@@ -5,12 +5,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import typing as t
-
-if t.TYPE_CHECKING:
-    from tap_nylas.scheduler import StreamStats
+from dataclasses import dataclass
 
 LOGGER = logging.getLogger("tap-nylas.progress")
+
+
+@dataclass
+class StreamStats:
+    """What a stream's progress line reports; updated by workers and the writer."""
+
+    partitions: int = 0
+    partitions_done: int = 0
+    records: int = 0
+    requests: int = 0
+    retries: int = 0
+    failed: int = 0
+    skipped: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
 
 
 def progress_line(name: str, stats: StreamStats, now: float) -> str:

@@ -33,12 +33,12 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from tap_nylas.errors import PartitionFailedError, PartitionUnavailableError, RetryableError
-from tap_nylas.progress import ProgressReporter
+from tap_nylas.progress import ProgressReporter, StreamStats
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from tap_nylas.client import GrantScopedStream, Slice
+    from tap_nylas.slicing import Slice
 
 LOGGER = logging.getLogger("tap-nylas.scheduler")
 
@@ -56,26 +56,46 @@ OPEN_PER_WORKER = 4
 SUCCESSES_PER_STEP = 10
 
 
-@dataclass
-class StreamStats:
-    """What a stream's progress line reports; updated by workers and the writer."""
+class PagedStream(t.Protocol):
+    """What the scheduler asks of a stream (partitioned.py implements it)."""
 
-    partitions: int = 0
-    partitions_done: int = 0
-    records: int = 0
-    requests: int = 0
-    retries: int = 0
-    failed: int = 0
-    skipped: int = 0
-    started_at: float | None = None
-    finished_at: float | None = None
+    @property
+    def name(self) -> str:
+        """The stream's name."""
+
+    @property
+    def logger(self) -> logging.Logger:
+        """Where retries are logged."""
+
+    @property
+    def depends_on(self) -> str | None:
+        """A stream that must be written before this one's partitions are known."""
+
+    @property
+    def partitions(self) -> list[dict] | None:
+        """The stream's partitions (worked out on first use)."""
+
+    def initial_slices(self, context: dict) -> list[Slice]:
+        """How a partition is read at first."""
+
+    def fetch_slice_page(self, piece: Slice) -> list[dict]:
+        """One attempt at the next page of `piece`."""
+
+    def split_slice(self, piece: Slice, records: list[dict], capacity: int) -> list[Slice] | None:
+        """Slices replacing `piece` after a page, or None."""
+
+    def estimate_pages_left(self, piece: Slice, records: list[dict]) -> float | None:
+        """Pages `piece` still has to read, if known."""
+
+    def keep_keyed(self, records: list[dict], context: dict) -> tuple[list[dict], int]:
+        """Records carrying their key, and how many did not."""
 
 
 @dataclass(eq=False)  # identity: removing one of thousands must not compare their fields
 class Partition:
     """One grant (or calendar) of one stream, read as slices, written as a whole."""
 
-    stream: GrantScopedStream
+    stream: PagedStream
     context: dict
     order: tuple[int, int]
     open_slices: int = 0
@@ -108,7 +128,7 @@ class _Task:
 class _Feed:
     """One stream's partitions, worked out when the scheduler first needs them."""
 
-    def __init__(self, index: int, stream: GrantScopedStream) -> None:
+    def __init__(self, index: int, stream: PagedStream) -> None:
         self.index = index
         self.stream = stream
         self.pending: Iterator[tuple[int, dict]] | None = None
@@ -126,7 +146,7 @@ class Scheduler:
 
     def __init__(
         self,
-        streams: Sequence[GrantScopedStream],
+        streams: Sequence[PagedStream],
         *,
         workers: int,
         per_grant: int,
@@ -168,7 +188,7 @@ class Scheduler:
 
     # -- the writer's side ---------------------------------------------------
 
-    def next_partition(self, stream: GrantScopedStream) -> Partition | None:
+    def next_partition(self, stream: PagedStream) -> Partition | None:
         """The next partition of `stream` to write: a finished one, else one with a full buffer.
 
         None once every partition of the stream was handed out.

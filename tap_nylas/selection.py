@@ -10,9 +10,8 @@ from __future__ import annotations
 import typing as t
 from functools import cached_property
 
-from singer_sdk.helpers._catalog import get_selected_schema
-
 from tap_nylas.normalize import derived_fields, normalizer
+from tap_nylas.sdk import get_selected_schema
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable

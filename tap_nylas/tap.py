@@ -2,35 +2,32 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import signal
 import sys
+import threading
 import typing as t
-from datetime import datetime, timezone
 from functools import cached_property
 from urllib.parse import urlparse
 
 import click
-from singer_sdk import Tap
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.plugin_base import JSONSchemaValidator, _ConfigInput
+from typing_extensions import override
 
 from tap_nylas import inputs
-from tap_nylas.client import REGION_URLS, GrantScopedStream
+from tap_nylas.client import REGION_URLS, NylasStream
 from tap_nylas.directory import GrantDirectory, Shard
-from tap_nylas.errors import ConfigError, RunIncompleteError, TapNylasError
+from tap_nylas.errors import ConfigError, RunIncompleteError
+from tap_nylas.normalize import iso_epoch
 from tap_nylas.output import ProportionalStateWriter, WholeLineWriter
+from tap_nylas.partitioned import GrantScopedStream, describe_context
 from tap_nylas.scheduler import Scheduler
+from tap_nylas.sdk import TapSeam, user_errors
 from tap_nylas.streams import STREAM_TYPES
 from tap_nylas.versions import ActivateVersionSetting
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
-    from types import FrameType
-
     from singer_sdk import Stream
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -60,6 +57,7 @@ class RepeatedWarningFilter(logging.Filter):
         super().__init__()
         self._seen: set[str] = set()
 
+    @override
     def filter(self, record: logging.LogRecord) -> bool:
         """True the first time a message is logged."""
         message = record.getMessage()
@@ -89,7 +87,7 @@ def replication_keys() -> dict[str, str]:
     return keys
 
 
-class TapNylas(ActivateVersionSetting, Tap):
+class TapNylas(ActivateVersionSetting, TapSeam):
     """Singer tap for a whole Nylas v3 application."""
 
     name = "tap-nylas"
@@ -176,8 +174,8 @@ class TapNylas(ActivateVersionSetting, Tap):
             "max_concurrency",
             th.IntegerType(minimum=1, maximum=64),
             default=8,
-            description="Grants (or calendars) fetched at once, 1 to 64. Output and state are "
-            "the same as with 1 (one grant after another); each grant's pages stay sequential.",
+            description="Requests in flight at once, across all grants, 1 to 64. Output and "
+            "state are the same as with 1 (one request after another).",
         ),
         th.Property(
             "max_requests_per_grant",
@@ -221,10 +219,16 @@ class TapNylas(ActivateVersionSetting, Tap):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Build the tap, then check what JSON Schema cannot."""
         RepeatedWarningFilter.install()
+        self._failures: list[str] = []
+        self._failures_lock = threading.Lock()  # events report from calendar-listing threads
         super().__init__(*args, **kwargs)
-        self._state_writer = ProportionalStateWriter(self.output)
         if kwargs.get("validate_config", True):
             self.check_settings()
+
+    @override
+    def make_state_writer(self) -> ProportionalStateWriter:
+        """Writes STATE in proportion to the output (see output.py)."""
+        return ProportionalStateWriter(self.output)
 
     def check_settings(self) -> None:
         """Fail fast, with one line, on settings that would fail later or leak the key."""
@@ -261,18 +265,16 @@ class TapNylas(ActivateVersionSetting, Tap):
         if not value:
             return None
         try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            return iso_epoch(str(value))
         except ValueError:
             msg = f"start_date must be an ISO 8601 date-time, got {value!r}"
             raise ConfigError(msg) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return int(moment.timestamp())
 
+    @override
     def load_state(self, state: dict[str, t.Any]) -> None:
         """The SDK's state loading, after bookmarks the tap did not write are repaired.
 
-        Done here, at init, so every reader of bookmarks (`since()`, the SDK's
+        Done here, at init, so every reader of bookmarks (`lower_bound()`, the SDK's
         `increment_state`) sees epoch-second integers no later than the run's start.
         """
         now = self.initialized_at // 1000
@@ -288,7 +290,7 @@ class TapNylas(ActivateVersionSetting, Tap):
         streams = [
             s for s in self.streams.values() if isinstance(s, GrantScopedStream) and s.selected
         ]
-        workers = 1 if self._dry_run else int(self.config["max_concurrency"])
+        workers = 1 if self.dry_run else int(self.config["max_concurrency"])
         per_grant = min(int(self.config.get("max_requests_per_grant") or 4), workers)
         return Scheduler(
             streams,
@@ -296,40 +298,42 @@ class TapNylas(ActivateVersionSetting, Tap):
             per_grant=per_grant,
             max_retries=int(self.config["max_retries"]),
             backoff_factor=float(self.config["backoff_factor"]),
-            read_ahead=not self._dry_run,
+            read_ahead=not self.dry_run,
             progress_interval=float(self.config.get("progress_interval_seconds", 30)),
         )
-
-    _dry_run = False
 
     def application_throttled(self, wait: float) -> None:
         """A 429 on an application endpoint: the scheduler's workers hold back too."""
         if "scheduler" in self.__dict__:
             self.scheduler.throttle_application(wait)
 
-    def report_failure(self, stream: Stream, context: dict, error: Exception) -> None:
+    def report_failure(self, stream: str, context: dict, error: Exception) -> None:
         """Remember a partition that failed; the run ends non-zero once all else is synced."""
-        where = ", ".join(f"{k} {v}" for k, v in context.items())
-        self._failures.append(f"{stream.name} for {where}")
-
-    @cached_property
-    def _failures(self) -> list[str]:
-        return []
+        with self._failures_lock:
+            self._failures.append(f"{stream} for {describe_context(context)}")
 
     @cached_property
     def directory(self) -> GrantDirectory:
         """The grants (and their calendars) of this run."""
+        grants = t.cast("NylasStream", self.streams["grants"])
+        calendars = t.cast("NylasStream", self.streams["calendars"])
         return GrantDirectory(
-            self, self.config.get("grant_ids"), Shard.parse(self.config.get("grant_shard"))
+            lambda: grants.request_records(None),
+            lambda grant_id: calendars.request_records({"grant_id": grant_id}),
+            grant_ids=self.config.get("grant_ids"),
+            shard=Shard.parse(self.config.get("grant_shard")),
+            workers=int(self.config["max_concurrency"]),
+            logger=grants.logger,
         )
 
+    @override
     def discover_streams(self) -> list[Stream]:
         """The twelve Nylas streams."""
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
-    def load_streams(self) -> list[Stream]:  # type: ignore[misc]  # final in the SDK; re-sorted
+    @override
+    def order_streams(self, streams: list[Stream]) -> list[Stream]:
         """The streams in sync order: `SYNC_FIRST`, then the SDK's order (by name)."""
-        streams = super().load_streams()
         return sorted(
             streams,
             key=lambda s: SYNC_FIRST.index(s.name) if s.name in SYNC_FIRST else len(SYNC_FIRST),
@@ -341,19 +345,22 @@ class TapNylas(ActivateVersionSetting, Tap):
         return t.cast("WholeLineWriter", self.message_writer)
 
     @property
+    @override
     def state_writer(self) -> ProportionalStateWriter:
         """Writes STATE in proportion to the output (see output.py)."""
-        return t.cast("ProportionalStateWriter", self._state_writer)
+        return t.cast("ProportionalStateWriter", super().state_writer)
 
-    def sync_all(self) -> None:  # type: ignore[misc]  # final in the SDK; extended, not replaced
-        """The SDK's sync, then the STATE the proportional writer may still hold."""
-        try:
-            super().sync_all()
-        finally:
-            self.state_writer.flush()
-            self.output.flush()
-            if "scheduler" in self.__dict__:
-                self.scheduler.close()
+    @override
+    def sync_ended(self) -> None:
+        """Write what was held back (STATE, records), stop the workers."""
+        self.state_writer.flush()
+        self.output.flush()
+        if "scheduler" in self.__dict__:
+            self.scheduler.close()
+
+    @override
+    def sync_succeeded(self) -> None:
+        """Fail the run, in one line, when partitions failed (everything else synced)."""
         if failures := self._failures:
             shown = ", ".join(failures[:5]) + (
                 f", and {len(failures) - 5} more" if len(failures) > 5 else ""
@@ -364,17 +371,9 @@ class TapNylas(ActivateVersionSetting, Tap):
             )
             raise RunIncompleteError(msg)
 
-    def run_sync_dry_run(self, *args: t.Any, **kwargs: t.Any) -> bool:  # type: ignore[misc]
-        """The SDK's dry run (`--test`, the SDK's tests), then the STATE held back."""
-        self._dry_run = True
-        try:
-            return super().run_sync_dry_run(*args, **kwargs)
-        finally:
-            self.state_writer.flush()
-            self.output.flush()
-
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """SDK signal hook (final STATE, then exit), deferred while a line is being written."""
+    @override
+    def stop_requested(self, signum: int) -> None:
+        """Final STATE, then exit; deferred while a line is being written."""
         if self.output.writing:
             self.output.pending_stop = lambda: self._terminate(signum)
         else:
@@ -383,8 +382,8 @@ class TapNylas(ActivateVersionSetting, Tap):
     def _terminate(self, signum: int) -> t.NoReturn:
         """Final STATE, then exit 128 + signal (143 for SIGTERM, 130 for SIGINT).
 
-        Replaces the SDK's handler, which exits 0: an orchestrator could not tell a
-        stopped run from a finished one.
+        The SDK's handler exits 0: an orchestrator could not tell a stopped run from a
+        finished one.
         """
         self.state_writer.flush(self.state)  # now, whatever the proportional writer held
         self.output.flush()  # records after the last STATE, if it was not written anew
@@ -394,45 +393,19 @@ class TapNylas(ActivateVersionSetting, Tap):
         )
         sys.exit(code)
 
-    # SDK hooks. The SDK reads `--config`, `--state` and `--catalog` and validates the
-    # config itself, with tracebacks for unreadable files and messages that quote the
-    # offending value (for api_key, the key). These overrides, and only these, reach into
-    # SDK internals (`_ConfigInput`, `JSONSchemaValidator`, `_validate_config`, click
-    # option types); re-check them when upgrading singer-sdk.
-
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """The SDK's JSON Schema check, on a normalised config, never showing a secret."""
-        self._config = inputs.normalise_config(self._config)
-        schema = self.config_jsonschema
-        self.append_builtin_config(schema)
-        secrets = inputs.secret_values(self._config)
-        # The SDK's validator: it also fills in the defaults.
-        errors = [
-            inputs.redact(inputs.describe_error(error), secrets)
-            for error in JSONSchemaValidator(schema).iter_errors(self._config)
-        ]
-        if errors and raise_errors:
-            raise ConfigValidationError("Config validation failed", errors=errors, schema=schema)
-        if errors:
-            self.logger.warning("Config validation failed")
-        return errors
-
-    @classmethod
-    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> t.Any:
-        """`--config` files, each missing, empty or non-JSON one reported in one line."""
-        with cls._user_errors():
-            config, parse_env = inputs.read_config_files(value)
-        return _ConfigInput(config=config, parse_env=parse_env)
+    # The CLI: `--state` and `--catalog` files checked here, and a problem the user can
+    # fix ends any command with one line (`user_errors`), never a traceback.
 
     @classmethod
     def cb_input_file(cls, ctx: click.Context, param: click.Parameter, value: str | None) -> t.Any:
         """`--state` and `--catalog`: checked here, then handed to the SDK as a file."""
         if value is None:
             return None
-        with cls._user_errors():
+        with user_errors(cls.logger):
             text, _ = inputs.read_json_object(value, f"{param.name} file")
         return io.StringIO(text)
 
+    @override
     @classmethod
     def get_singer_command(cls) -> click.Command:
         """The SDK's command, with `--state` and `--catalog` read by `cb_input_file`.
@@ -447,36 +420,26 @@ class TapNylas(ActivateVersionSetting, Tap):
                 option.callback = cls.cb_input_file
         return command
 
+    @override
     @classmethod
     def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
         """The SDK's `--discover`, with one line for a problem the user can fix."""
-        with cls._user_errors():
+        with user_errors(cls.logger):
             super().cb_discover(ctx, param, value)
 
+    @override
     @classmethod
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
         """The SDK's `--test`, with one line for a problem the user can fix."""
-        with cls._user_errors():
+        with user_errors(cls.logger):
             super().cb_test(ctx, param, value)
 
+    @override
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
         """Run the CLI; a problem the user can fix ends it with one line, not a traceback."""
-        with cls._user_errors():
+        with user_errors(cls.logger):
             super().invoke(*args, **kwargs)
-
-    @classmethod
-    @contextlib.contextmanager
-    def _user_errors(cls) -> Iterator[None]:
-        """One ERROR line and exit 1 for a problem the user can fix."""
-        try:
-            yield
-        except ConfigValidationError as error:
-            cls.logger.error("Invalid config: %s", "; ".join(error.errors) or error)
-            sys.exit(1)
-        except TapNylasError as error:
-            cls.logger.error("%s", error)
-            sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,16 @@ import threading
 import typing as t
 
 from singer_sdk import typing as th
+from typing_extensions import override
+
+from tap_nylas.directory import Shard
 
 if t.TYPE_CHECKING:
-    from singer_sdk import Stream, Tap
-    from singer_sdk.helpers.types import Context
+    from singer_sdk import Tap
 
-    _Stream = Stream
+    from tap_nylas.sdk import StreamSeam
+
+    _Stream = StreamSeam
     _Tap = Tap
 else:
     _Stream = _Tap = object
@@ -44,6 +48,7 @@ MAX_REASONS_SHOWN = 3
 class ActivateVersionSetting(_Tap):
     """For the Tap: declares `emit_activate_version_messages` (shown by `--about`)."""
 
+    @override
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict) -> None:
         """The SDK's built-in settings, plus this one."""
@@ -64,7 +69,6 @@ class ActivateVersionMixin(_Stream):
         super().__init__(*args, **kwargs)
         self._incomplete: list[str] = []
         self._incomplete_lock = threading.Lock()  # partitions are read in worker threads
-        self._pending_version: int | None = None
 
     def note_incomplete(self, reason: str) -> None:
         """Record that this run did not read all of the stream (thread-safe)."""
@@ -84,35 +88,18 @@ class ActivateVersionMixin(_Stream):
         return reasons
 
     def _restricted_scope(self) -> str | None:
-        shard = str(self.config.get("grant_shard") or "1/1")
-        index, _, count = shard.partition("/")
+        shard = Shard.parse(self.config.get("grant_shard"))
+        where = f"grant_shard {shard.index}/{shard.count}"
         if not self.read_per_grant:
-            return None if index == "1" else f"grant_shard {shard} leaves it to shard 1"
+            return None if shard.first else f"{where} leaves it to shard 1"
         if grant_ids := self.config.get("grant_ids"):
             return f"grant_ids restricts the run to {len(grant_ids)} grant(s)"
-        return None if count == "1" else f"grant_shard {shard} reads a share of the grants"
+        return None if shard.count == 1 else f"{where} reads a share of the grants"
 
-    # The one place SDK internals are touched. `Stream.sync` (SDK 0.54.9) stamps every
-    # RECORD with the version and calls `_write_activate_version_message` BEFORE the
-    # first record; here the call only keeps the version, and `_sync_records` writes it
-    # after the last record of the whole stream, if the run read all of it.
-
-    def _write_activate_version_message(self, full_table_version: int) -> None:
-        self._pending_version = full_table_version
-
-    def _sync_records(
-        self, context: Context | None = None, *, write_messages: bool = True
-    ) -> t.Generator[dict, t.Any, t.Any]:
-        yield from super()._sync_records(context, write_messages=write_messages)
-        # A child stream's sync covers one parent record: its parent activates it.
-        if context is None and self.parent_stream_type is None:
-            for stream in (self, *self.descendent_streams):
-                if isinstance(stream, ActivateVersionMixin):
-                    stream.activate_pending_version()
-
-    def activate_pending_version(self) -> None:
-        """Write the version `Stream.sync` held back, or one line saying why not."""
-        version, self._pending_version = self._pending_version, None
+    @override
+    def stream_finished(self) -> None:
+        """Write the version `Stream.sync` held back (sdk/stream.py), or say why not."""
+        version, self.pending_version = self.pending_version, None
         if version is None:
             return
         if reasons := self.incomplete_reasons():
@@ -127,4 +114,4 @@ class ActivateVersionMixin(_Stream):
                 shown,
             )
             return
-        super()._write_activate_version_message(version)
+        self.write_activate_version(version)

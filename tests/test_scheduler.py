@@ -12,9 +12,9 @@ from collections import Counter
 import pytest
 from singer_sdk.pagination import BaseAPIPaginator
 
-from tap_nylas.client import Slice
 from tap_nylas.errors import PartitionFailedError, RetryableError
 from tap_nylas.scheduler import Scheduler
+from tap_nylas.slicing import Slice
 
 Outcome = t.Union[list[dict], Exception, float]  # noqa: UP007 - a float is a delay in seconds
 

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from tap_nylas.client import GrantScopedStream, Slice
 from tap_nylas.errors import ConfigError
+from tap_nylas.partitioned import GrantScopedStream
+from tap_nylas.slicing import Slice
 from tap_nylas.streams import ICLOUD_MAX_WINDOW, MessagesStream
 from tap_nylas.tap import TapNylas
 from tests.conftest import START_EPOCH, run_sync

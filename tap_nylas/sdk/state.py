@@ -13,6 +13,7 @@ import threading
 import typing as t
 
 from singer_sdk.streams._state import StreamStateManager
+from typing_extensions import override
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -37,6 +38,7 @@ class IndexedStateManager(StreamStateManager):
         self._index: dict[PartitionKey, dict] = {}
         self._lock = threading.Lock()  # scheduler workers read bookmarks concurrently
 
+    @override
     def get_state_partition_context(self, context: Context | None) -> Context | None:  # type: ignore[override]
         """The partition's bookmark keys; none (stream level) where it keeps no bookmark."""
         partition = super().get_state_partition_context(context)
@@ -44,6 +46,7 @@ class IndexedStateManager(StreamStateManager):
             return {}
         return partition
 
+    @override
     def finalize_state(self, state: dict | None = None) -> None:
         """The SDK's finalisation, with the replication key once per stream, not per grant.
 
@@ -54,6 +57,7 @@ class IndexedStateManager(StreamStateManager):
         if state is not None and "context" in state and "replication_key" in state:
             self.stream_state["replication_key"] = state.pop("replication_key")
 
+    @override
     def get_context_state(self, context: Context | None) -> dict:
         """The state entry of a partition, created on first use."""
         partition = self.get_state_partition_context(context)

@@ -1,0 +1,39 @@
+"""What streams need of the running tap: the protocol the tap implements.
+
+Streams are handed the tap at construction; typing it as this protocol, not as the tap
+class, keeps imports running one way (tap → streams → machinery).
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+if t.TYPE_CHECKING:
+    from tap_nylas.directory import GrantDirectory
+    from tap_nylas.scheduler import Scheduler
+
+
+class TapServices(t.Protocol):
+    """The run's shared parts, and where streams report to it."""
+
+    @property
+    def directory(self) -> GrantDirectory:
+        """The grants (and calendars) this run reads."""
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """Fetches the pages of every grant-scoped stream."""
+
+    @property
+    def start_epoch(self) -> int | None:
+        """`start_date` as epoch seconds."""
+
+    @property
+    def initialized_at(self) -> int:
+        """When the run started, epoch milliseconds."""
+
+    def application_throttled(self, wait: float) -> None:
+        """A 429 on an application endpoint: hold back for `wait` seconds."""
+
+    def report_failure(self, stream: str, context: dict, error: Exception) -> None:
+        """A partition failed: the run ends non-zero once all else is synced."""
