@@ -31,6 +31,14 @@ class RepeatedCursorError(FatalAPIError):
     """Nylas handed back a cursor it had already given: following it would loop."""
 
 
+class AnswerRefusedError(Exception):
+    """An answer the tap will not read, however often asked: a redirect, an oversized body.
+
+    Not retried: the stream turns it into its partition's failure (grant-scoped) or the
+    run's (application lists).
+    """
+
+
 class RunIncompleteError(TapNylasError):
     """Some partitions failed; everything else was synced and their bookmarks kept."""
 

@@ -194,6 +194,14 @@ class TapNylas(ActivateVersionSetting, TapSeam):
             "at 120 s server-side.",
         ),
         th.Property(
+            "max_response_megabytes",
+            th.IntegerType(minimum=1, maximum=4096),
+            default=256,
+            description="Largest answer the tap reads, in MB once decoded (a small gzip body "
+            "can decode to gigabytes); a larger one fails its grant (or the run, for the "
+            "application's lists). 1 to 4096; a page of 200 messages with bodies is a few MB.",
+        ),
+        th.Property(
             "max_retries",
             th.IntegerType(minimum=0, maximum=20),
             default=5,

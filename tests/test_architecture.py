@@ -26,7 +26,7 @@ LAYERS = [
     {"services", "versions", "selection", "output"},
     {"scheduler", "directory", "sdk"},
     {"progress", "inputs"},
-    {"slicing", "pagination", "normalize", "schemas", ""},
+    {"slicing", "pagination", "transport", "normalize", "schemas", ""},
     {"errors"},
 ]
 
