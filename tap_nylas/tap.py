@@ -10,7 +10,6 @@ import sys
 import typing as t
 from datetime import datetime, timezone
 from functools import cached_property
-from urllib.parse import urlparse
 
 import click
 from singer_sdk import Tap
@@ -242,17 +241,7 @@ class TapNylas(ActivateVersionSetting, Tap):
     @staticmethod
     def check_api_url(api_url: str) -> None:
         """An http(s) URL, https unless local; shown without any credentials in it."""
-        try:
-            url = urlparse(api_url)
-            host = url.hostname
-        except ValueError:
-            url, host = None, None
-        if url is None or url.scheme not in {"http", "https"} or not host:
-            msg = f"api_url must be an http(s) URL, got {inputs.redact_url(api_url)!r}"
-            raise ConfigError(msg)
-        if url.scheme == "http" and host not in LOCAL_HOSTS:
-            msg = "api_url must use https (plain http only for localhost/127.0.0.1)"
-            raise ConfigError(msg)
+        inputs.check_api_url(api_url)
 
     @cached_property
     def start_epoch(self) -> int | None:

@@ -5,9 +5,154 @@ Each test here failed before the fix it covers.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import threading
+import typing as t
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
-from tap_nylas.errors import quote_server_text
+from tap_nylas.errors import ConfigError, quote_server_text
+from tap_nylas.inputs import api_base_url, check_api_url
+from tests.conftest import API_KEY, BASE_CONFIG, cli_errors
+
+
+def run_cli(tmp_path: t.Any, config: dict) -> subprocess.CompletedProcess:
+    """`python -m tap_nylas --config` in a child process, logging at DEBUG."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "tap_nylas", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "TAP_NYLAS_LOGLEVEL": "DEBUG"},
+    )
+
+
+# api_url: read as requests reads it, so the key goes to the host that was checked.
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Records every request it gets and answers 401 (a pre-fix run then ends at once)."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.seen.append((self.path, dict(self.headers)))  # type: ignore[attr-defined]
+        self.send_response(401)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+
+@pytest.fixture
+def listener() -> t.Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.seen = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_backslash_cannot_send_the_key_over_http_to_another_host(
+    listener: ThreadingHTTPServer, config: dict, tmp_path: t.Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # urllib.parse reads host `localhost` (plain http allowed); requests connects to
+    # 127.0.0.1:<port>, standing in for any host on a hostile network.
+    config["api_url"] = f"http://127.0.0.1:{listener.server_address[1]}\\@localhost:9"
+    errors = cli_errors(config, tmp_path, caplog)
+    seen = listener.seen  # type: ignore[attr-defined]
+    assert not [path for path, headers in seen if API_KEY in str(headers)]
+    assert seen == []
+    (line,) = errors
+    assert "api_url has a backslash" in line
+
+
+BAD_API_URLS = [
+    ("http://evil.example\\@localhost", "a backslash"),
+    ("https://user:secret@proxy.example:99999", "port"),
+    ("https://user:secret@proxy.example", "credentials"),
+    ("https://secret@proxy.example", "credentials"),
+    ("https://@proxy.example", "credentials"),
+    ("http://localhost:8080@proxy.example", "credentials"),
+    ("https://proxy.example:0", "port 0"),
+    ("https://proxy.example:65536", "port"),
+    ("https://proxy.example:+443", "port"),
+    ("https://proxy.example/v3?key=secret", "query"),
+    ("https://proxy.example/#secret", "fragment"),
+    ("https://proxy.example /", "whitespace"),
+    ("https://proxy.example\tsecret", "whitespace"),
+    ("https://proxy.example\u0000secret", "control"),
+    ("https://proxy.example\u200bsecret", "unprintable"),
+    ("http://proxy.example", "must use https"),
+    ("http://localhost.proxy.example", "must use https"),
+    ("https://proxy%2fexample", "host"),
+    ("ftp://user:secret@proxy.example", "must be an http(s) URL"),
+    ("proxy.example", "must be an http(s) URL"),
+    ("https://", "must be an http(s) URL"),
+]
+
+
+@pytest.mark.parametrize(("api_url", "problem"), BAD_API_URLS)
+def test_a_bad_api_url_is_one_line_without_any_secret(
+    config: dict,
+    tmp_path: t.Any,
+    caplog: pytest.LogCaptureFixture,
+    requests_mock: t.Any,
+    api_url: str,
+    problem: str,
+) -> None:
+    config["api_url"] = api_url
+    (line,) = cli_errors(config, tmp_path, caplog)
+    assert line.startswith("api_url ")
+    assert problem in line
+    assert "secret" not in caplog.text
+    assert not requests_mock.called
+
+
+def test_a_password_in_a_bad_api_url_is_nowhere_in_the_output(tmp_path: t.Any) -> None:
+    config = {**BASE_CONFIG, "api_url": "https://user:secret@proxy.example:99999"}
+    run = run_cli(tmp_path, config)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    (line,) = [line for line in run.stderr.splitlines() if "ERROR" in line]
+    assert "api_url has a port that is not a number from 1 to 65535" in line
+    assert "secret" not in run.stdout + run.stderr
+    assert API_KEY not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    ("api_url", "base"),
+    [
+        ("https://nylas.test", "https://nylas.test"),
+        ("HTTPS://API.US.Nylas.com/", "https://api.us.nylas.com"),
+        ("https://proxy.example:8443/nylas/", "https://proxy.example:8443/nylas"),
+        ("https://proxy.example/a/../nylas", "https://proxy.example/nylas"),
+        ("http://localhost:8080", "http://localhost:8080"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+        ("https://ёлка.рф", "https://xn--80atc1g.xn--p1ai"),
+    ],
+)
+def test_api_url_is_normalised_to_what_requests_reaches(api_url: str, base: str) -> None:
+    assert check_api_url(api_url) == base
+    assert api_base_url({"api_url": api_url, "region": "eu"}) == base
+
+
+def test_without_api_url_the_base_is_the_region() -> None:
+    assert api_base_url({"region": "eu"}) == "https://api.eu.nylas.com"
+    assert api_base_url({"api_url": None}) == "https://api.us.nylas.com"
+    with pytest.raises(ConfigError, match="region must be one of eu, us"):
+        api_base_url({"region": "mars"})
+
 
 # Server text in a log line: one line, bounded, escapes visible.
 
