@@ -116,21 +116,49 @@ def normalise_config(config: dict) -> dict:
     return result
 
 
+def _header_problem(value: str) -> tuple[str, int] | None:
+    """What in `value` an HTTP header cannot carry, and its position (1-based), if any.
+
+    http.client sends header values as Latin-1; requests refuses CR, LF and a leading
+    space, and puts the whole value in its error.
+    """
+    for position, char in enumerate(value, start=1):
+        code = ord(char)
+        if code > 0xFF:
+            return "a character outside Latin-1", position
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            return "a control character", position
+    if value[:1].isspace():
+        return "a leading space", 1
+    return None
+
+
 def check_api_key(key: object) -> None:
     """Fail with one line if `key` cannot be sent as an HTTP header value; never show it."""
     if not isinstance(key, str):
         return  # JSON Schema reports the type, without the value (see `describe_error`)
-    for position, char in enumerate(key, start=1):
-        code = ord(char)
-        if code > 0xFF:
-            kind = "a character outside Latin-1"
-        elif code < 0x20 or 0x7F <= code <= 0x9F:
-            kind = "a control character"
-        else:
-            continue
+    if problem := _header_problem(key):
+        kind, position = problem
         msg = (
             f"api_key has {kind} at position {position}, which cannot be sent in an HTTP "
             "header: copy the key again from the Nylas dashboard (the key is not shown)"
+        )
+        raise ConfigError(msg)
+
+
+def check_user_agent(user_agent: object) -> None:
+    """Fail with one line if `user_agent` cannot be sent as an HTTP header value.
+
+    A CR or LF would otherwise stop every request with requests' InvalidHeader (a
+    traceback), or, in a client that let it through, inject headers of its own.
+    """
+    if not isinstance(user_agent, str):
+        return  # JSON Schema reports the type
+    if problem := _header_problem(user_agent):
+        kind, position = problem
+        msg = (
+            f"user_agent has {kind} at position {position}, which cannot be sent in an "
+            "HTTP header: use printable Latin-1 text, e.g. acme-etl/1.0"
         )
         raise ConfigError(msg)
 

@@ -228,6 +228,7 @@ class TapNylas(ActivateVersionSetting, Tap):
     def check_settings(self) -> None:
         """Fail fast, with one line, on settings that would fail later or leak the key."""
         inputs.check_api_key(self.config.get("api_key"))
+        inputs.check_user_agent(self.config.get("user_agent"))
         if api_url := self.config.get("api_url"):
             self.check_api_url(str(api_url))
         if self.start_epoch is not None and self.start_epoch > self.initialized_at // 1000:

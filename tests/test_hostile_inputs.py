@@ -17,6 +17,7 @@ import pytest
 
 from tap_nylas.errors import ConfigError, quote_server_text
 from tap_nylas.inputs import api_base_url, check_api_url
+from tap_nylas.tap import TapNylas
 from tests.conftest import API_KEY, BASE_CONFIG, cli_errors
 
 
@@ -187,3 +188,40 @@ def test_the_limit_counts_escapes_and_never_splits_one() -> None:
     quoted = quote_server_text("ab\n" * 10, limit=7)  # a 2nd `\n` would end past 7
     assert quoted == "ab\\nab… (30 characters)"
     assert quote_server_text("\n" * 1000, limit=5) == "\\n\\n… (1,000 characters)"
+
+
+# user_agent: a header value, so nothing a header cannot carry.
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "problem"),
+    [
+        ("acme-etl/1.0\r\nX-Injected: yes", "a control character at position 13"),
+        ("acme-etl/1.0\n", "a control character at position 13"),
+        ("acme\x00etl", "a control character at position 5"),
+        ("acme\x7fetl", "a control character at position 5"),
+        ("acme\x85etl", "a control character at position 5"),
+        ("acme\u2028etl", "a character outside Latin-1 at position 5"),
+        ("acme-etl/1.0 🚀", "a character outside Latin-1 at position 14"),
+        (" acme-etl/1.0", "a leading space"),
+    ],
+)
+def test_a_user_agent_no_header_can_carry_is_one_line(
+    config: dict,
+    tmp_path: t.Any,
+    caplog: pytest.LogCaptureFixture,
+    requests_mock: t.Any,
+    user_agent: str,
+    problem: str,
+) -> None:
+    config["user_agent"] = user_agent
+    (line,) = cli_errors(config, tmp_path, caplog)
+    assert line.startswith(f"user_agent has {problem}")
+    assert "X-Injected" not in caplog.text
+    assert not requests_mock.called
+
+
+@pytest.mark.parametrize("user_agent", ["acme-etl/1.0 (Zürich; +https://acme.example)", ""])
+def test_a_printable_latin1_user_agent_is_accepted(config: dict, user_agent: str) -> None:
+    config["user_agent"] = user_agent
+    TapNylas(config=config)  # check_settings runs and raises nothing
