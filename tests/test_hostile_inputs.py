@@ -14,11 +14,23 @@ import typing as t
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from singer_sdk.singerlib import RecordMessage
 
 from tap_nylas.errors import ConfigError, quote_server_text
 from tap_nylas.inputs import api_base_url, check_api_url
+from tap_nylas.output import WholeLineWriter
 from tap_nylas.tap import TapNylas
-from tests.conftest import API_KEY, BASE_CONFIG, cli_errors
+from tests.conftest import (
+    API_KEY,
+    BASE_CONFIG,
+    START_EPOCH,
+    capture_sync,
+    cli_errors,
+    selected_catalog,
+)
+from tests.fake_api import FakeNylas
 
 
 def run_cli(tmp_path: t.Any, config: dict) -> subprocess.CompletedProcess:
@@ -225,3 +237,67 @@ def test_a_user_agent_no_header_can_carry_is_one_line(
 def test_a_printable_latin1_user_agent_is_accepted(config: dict, user_agent: str) -> None:
     config["user_agent"] = user_agent
     TapNylas(config=config)  # check_settings runs and raises nothing
+
+
+# Output: one Singer message per line, whatever line-splitting the target uses.
+
+LINE_BREAKS = "one\u2028two\u2029three\x85four"
+
+
+def test_a_record_with_unicode_line_breaks_is_one_line(requests_mock: t.Any, config: dict) -> None:
+    api = FakeNylas(requests_mock)
+    api.add_grant("g1")
+    record = {"id": "m1", "date": START_EPOCH + 60, "subject": LINE_BREAKS, "snippet": "“ok”"}
+    api.pages["g1", "messages"] = [[record]]
+    result, error = capture_sync(
+        TapNylas(
+            config=config,
+            catalog=selected_catalog(TapNylas(config=config, validate_config=False), ["messages"]),
+        )
+    )
+    assert error is None
+    lines = result.raw.splitlines()  # what a target using str.splitlines() reads
+    assert len(lines) == len(result.messages)
+    (message,) = [json.loads(line) for line in lines if '"RECORD"' in line]
+    assert message["record"]["subject"] == LINE_BREAKS
+    assert "\\u2028" in result.raw
+    assert "\u2028" not in result.raw
+
+
+def _line(text: str) -> bytes:
+    return bytes(WholeLineWriter().format_message(RecordMessage(stream="s", record={"t": text})))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        LINE_BREAKS,
+        "“quoted” — " * 40 + "\u2028",  # past LEADS_CHECKED typographic E2 characters
+        "\xa0" * 40 + "\x85",  # past LEADS_CHECKED NBSPs (C2 A0)
+        "\u2028",
+        "\x85",
+        "…\u2029",
+    ],
+)
+def test_every_unicode_line_break_is_escaped(text: str) -> None:
+    line = _line(text)
+    assert len(line.decode().splitlines()) == 1
+    assert json.loads(line)["record"]["t"] == text
+
+
+@pytest.mark.parametrize(
+    "text", ["plain", "Zoë “quoted” \u2013 ½ ©\xa0é", "\u2027\u202a\u2020", ""]
+)
+def test_a_line_without_them_is_left_as_encoded(text: str) -> None:
+    line = _line(text)
+    assert json.loads(line)["record"]["t"] == text
+    assert b"\\u" not in line  # nothing escaped that did not need it
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_any_text_is_one_line_and_reads_back_the_same(text: str) -> None:
+    line = _line(text).decode()
+    assert line.endswith("\n")
+    assert len(line.splitlines()) == 1
+    assert json.loads(line)["record"]["t"] == text
