@@ -215,6 +215,14 @@ class TapNylas(ActivateVersionSetting, Tap):
             description="Seconds between progress lines per running stream (partitions "
             "done/total, records, rate, time left), up to 86400; 0 turns them off.",
         ),
+        th.Property(
+            "keep_secret_settings",
+            th.BooleanType,
+            default=False,
+            description="Keep secret-looking keys (`client_secret`, `password`, `token`, "
+            "`api_key`, `private_key`, ...) in the `settings` of grants and connectors. By "
+            "default they are dropped from the records, at any depth.",
+        ),
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:

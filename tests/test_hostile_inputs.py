@@ -20,6 +20,7 @@ from singer_sdk.singerlib import RecordMessage
 
 from tap_nylas.errors import ConfigError, quote_server_text
 from tap_nylas.inputs import api_base_url, check_api_url
+from tap_nylas.normalize import MAX_SETTINGS_DEPTH, is_secret_name, normalizer
 from tap_nylas.output import WholeLineWriter
 from tap_nylas.tap import TapNylas
 from tests.conftest import (
@@ -301,3 +302,114 @@ def test_any_text_is_one_line_and_reads_back_the_same(text: str) -> None:
     assert line.endswith("\n")
     assert len(line.splitlines()) == 1
     assert json.loads(line)["record"]["t"] == text
+
+
+# Secrets in the free-form `settings` of grants and connectors stay out of the warehouse.
+
+GRANT_SETTINGS = {
+    "imap_username": "zoe@example.com",
+    "imap_password": "grant-pw-7731",
+    "Refresh_Token": "grant-rt-7732",
+    "smtp": {"host": "smtp.example.com", "password": "grant-pw-7733", "port": 587},
+    "tenant": "acme",
+}
+CONNECTOR_SETTINGS = {
+    "client_id": "client-1234",
+    "client_secret": "conn-cs-7741",
+    "clientSecret": "conn-cs-7742",
+    "api-key": "conn-ak-7743",
+    "service_account": {"private_key": "conn-pk-7744", "private_key_id": "conn-pk-7745"},
+    "webhooks": [{"url": "https://hooks.example", "signing_secret": "conn-ws-7746"}],
+    "topic_name": "projects/acme/topics/nylas",
+}
+SECRETS_IN_SETTINGS = [f"grant-{kind}-773{n}" for kind, n in (("pw", 1), ("rt", 2), ("pw", 3))]
+SECRETS_IN_SETTINGS += ["conn-cs-7741", "conn-cs-7742", "conn-ak-7743", "conn-pk-7744"]
+SECRETS_IN_SETTINGS += ["conn-pk-7745", "conn-ws-7746"]
+
+
+def _sync_settings(requests_mock: t.Any, config: dict) -> tuple[dict, dict, str]:
+    api = FakeNylas(requests_mock)
+    api.add_grant("g1")
+    api.grants[0]["settings"] = GRANT_SETTINGS
+    api.connectors.append({"provider": "google", "settings": CONNECTOR_SETTINGS})
+    catalog = selected_catalog(
+        TapNylas(config=config, validate_config=False), ["grants", "connectors"]
+    )
+    result, error = capture_sync(TapNylas(config=config, catalog=catalog))
+    assert error is None
+    (grant,) = result.records["grants"]
+    (connector,) = result.records["connectors"]
+    return grant["settings"], connector["settings"], result.raw
+
+
+def test_secret_looking_settings_are_dropped_by_default(
+    requests_mock: t.Any, config: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    grant, connector, raw = _sync_settings(requests_mock, config)
+    assert grant == {
+        "imap_username": "zoe@example.com",
+        "smtp": {"host": "smtp.example.com", "port": 587},
+        "tenant": "acme",
+    }
+    assert connector == {
+        "client_id": "client-1234",
+        "service_account": {},
+        "webhooks": [{"url": "https://hooks.example"}],
+        "topic_name": "projects/acme/topics/nylas",
+    }
+    for secret in SECRETS_IN_SETTINGS:
+        assert secret not in raw
+        assert secret not in caplog.text
+
+
+def test_keep_secret_settings_keeps_them(requests_mock: t.Any, config: dict) -> None:
+    config["keep_secret_settings"] = True
+    grant, connector, _ = _sync_settings(requests_mock, config)
+    assert grant == GRANT_SETTINGS
+    assert connector == CONNECTOR_SETTINGS
+
+
+def test_settings_nested_past_the_depth_checked_are_dropped() -> None:
+    deep: dict = {"leaf": "kept"}
+    for _ in range(40):
+        deep = {"level": deep, "note": "n"}
+    row = {"id": "g", "settings": deep}
+    fix = normalizer("grants")
+    assert fix is not None
+    fix(row)
+    text = json.dumps(row)
+    assert "kept" not in text
+    assert text.count('"note"') == MAX_SETTINGS_DEPTH + 1  # scalars are kept down to there
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("client_secret", True),
+        ("CLIENT-SECRET", True),
+        ("clientSecret", True),
+        ("imap_password", True),
+        ("passwd", True),
+        ("refresh_token", True),
+        ("accessToken", True),
+        ("api_key", True),
+        ("apiKey", True),
+        ("private.key", True),
+        ("client_id", False),
+        ("tenant", False),
+        ("topic_name", False),
+        ("imap_host", False),
+        ("key1", False),
+    ],
+)
+def test_secret_names(name: str, secret: bool) -> None:
+    assert is_secret_name(name) is secret
+
+
+def test_other_streams_keep_their_free_form_objects() -> None:
+    assert normalizer("events") is None
+    row = {"id": "e", "metadata": {"token": "t"}}
+    for stream in ("calendars", "messages"):
+        if fix := normalizer(stream):
+            fix(row)
+    assert row["metadata"] == {"token": "t"}
