@@ -9,7 +9,6 @@ import sys
 import threading
 import typing as t
 from functools import cached_property
-from urllib.parse import urlparse
 
 import click
 from singer_sdk import typing as th
@@ -222,6 +221,14 @@ class TapNylas(ActivateVersionSetting, TapSeam):
             description="Seconds between progress lines per running stream (partitions "
             "done/total, records, rate, time left), up to 86400; 0 turns them off.",
         ),
+        th.Property(
+            "keep_secret_settings",
+            th.BooleanType,
+            default=False,
+            description="Keep secret-looking keys (`client_secret`, `password`, `token`, "
+            "`api_key`, `private_key`, ...) in the `settings` of grants and connectors. By "
+            "default they are dropped from the records, at any depth.",
+        ),
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
@@ -241,6 +248,7 @@ class TapNylas(ActivateVersionSetting, TapSeam):
     def check_settings(self) -> None:
         """Fail fast, with one line, on settings that would fail later or leak the key."""
         inputs.check_api_key(self.config.get("api_key"))
+        inputs.check_user_agent(self.config.get("user_agent"))
         if api_url := self.config.get("api_url"):
             self.check_api_url(str(api_url))
         if self.start_epoch is not None and self.start_epoch > self.initialized_at // 1000:
@@ -254,17 +262,7 @@ class TapNylas(ActivateVersionSetting, TapSeam):
     @staticmethod
     def check_api_url(api_url: str) -> None:
         """An http(s) URL, https unless local; shown without any credentials in it."""
-        try:
-            url = urlparse(api_url)
-            host = url.hostname
-        except ValueError:
-            url, host = None, None
-        if url is None or url.scheme not in {"http", "https"} or not host:
-            msg = f"api_url must be an http(s) URL, got {inputs.redact_url(api_url)!r}"
-            raise ConfigError(msg)
-        if url.scheme == "http" and host not in LOCAL_HOSTS:
-            msg = "api_url must use https (plain http only for localhost/127.0.0.1)"
-            raise ConfigError(msg)
+        inputs.check_api_url(api_url)
 
     @cached_property
     def start_epoch(self) -> int | None:
