@@ -16,7 +16,7 @@ from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
-from tap_nylas import __version__, schemas, transport
+from tap_nylas import __version__, inputs, schemas, transport
 from tap_nylas.errors import (
     AnswerRefusedError,
     ApiKeyRejectedError,
@@ -25,6 +25,7 @@ from tap_nylas.errors import (
     PartitionUnavailableError,
     RepeatedCursorError,
     RetryableError,
+    quote_server_text,
 )
 from tap_nylas.pagination import (
     Paging,
@@ -50,8 +51,6 @@ if t.TYPE_CHECKING:
     from tap_nylas.directory import GrantDirectory
     from tap_nylas.services import TapServices
 
-REGION_URLS = {"us": "https://api.us.nylas.com", "eu": "https://api.eu.nylas.com"}
-
 # Substrings Nylas uses when a provider lacks an endpoint (the API's own typo included).
 UNSUPPORTED_MARKERS = (
     "not supported for provider",
@@ -71,8 +70,9 @@ def error_type_and_message(response: requests.Response) -> tuple[str, str]:
     except (RetryableError, AttributeError):
         return "", ""
     if not isinstance(error, dict):
-        return "", str(error)
-    return str(error.get("type") or "").rsplit(".", 1)[-1], str(error.get("message") or "")
+        return "", quote_server_text(str(error))
+    kind = quote_server_text(str(error.get("type") or ""), limit=60).rsplit(".", 1)[-1]
+    return kind, quote_server_text(str(error.get("message") or ""))
 
 
 def retry_after_seconds(response: requests.Response | None) -> float | None:
@@ -129,12 +129,11 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, StreamSeam):
         """The tap's grant directory: which grants and calendars this run reads."""
         return self.run.directory
 
-    @property
+    @cached_property
     @override
     def url_base(self) -> str:
-        """`api_url` when set, else the host of the configured region."""
-        url = self.config.get("api_url") or REGION_URLS[self.config["region"]]
-        return str(url).rstrip("/")
+        """`api_url` (checked and normalised) when set, else the host of the region."""
+        return inputs.api_base_url(self.config)
 
     @cached_property
     @override
@@ -304,7 +303,8 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, StreamSeam):
     @override
     def response_error_message(self, response: requests.Response) -> str:
         """Status, path and the Nylas error, without headers, query or secrets."""
-        detail = ": ".join(filter(None, error_type_and_message(response))) or response.reason
+        detail = ": ".join(filter(None, error_type_and_message(response)))
+        detail = detail or quote_server_text(str(response.reason or ""), limit=60)
         return f"HTTP {response.status_code} on {response_path(response)}: {detail}"
 
     @override

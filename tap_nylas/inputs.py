@@ -288,19 +288,6 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def redact_url(url: object) -> str:
-    """`url` for a message: `user:password@` replaced by `***@`."""
-    text = str(url)
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return "(not shown: not a URL)"
-    if parts.username is None and parts.password is None:
-        return text
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{REDACTED}@{host}").geturl()
-
-
 def describe_error(error: ValidationError, secret: frozenset[str] = SECRET_SETTINGS) -> str:
     """A JSON Schema error as one line; for a secret setting, without its value.
 

@@ -15,7 +15,7 @@ from singer_sdk import typing as th
 from typing_extensions import override
 
 from tap_nylas import inputs
-from tap_nylas.client import REGION_URLS, NylasStream
+from tap_nylas.client import NylasStream
 from tap_nylas.directory import GrantDirectory, Shard
 from tap_nylas.errors import ConfigError, RunIncompleteError
 from tap_nylas.normalize import iso_epoch
@@ -29,7 +29,6 @@ from tap_nylas.versions import ActivateVersionSetting
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
 
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 MAX_LOOKBACK_DAYS = 3650
 MAX_LOOKAHEAD_DAYS = 1825
 MAX_INCREMENTAL_LOOKBACK = 30 * 86400
@@ -105,7 +104,7 @@ class TapNylas(ActivateVersionSetting, TapSeam):
             "region",
             th.StringType,
             default="us",
-            allowed_values=sorted(REGION_URLS),
+            allowed_values=sorted(inputs.REGION_URLS),
             description="Region of the Nylas application: `us` (api.us.nylas.com) or `eu` "
             "(api.eu.nylas.com).",
         ),
@@ -250,7 +249,7 @@ class TapNylas(ActivateVersionSetting, TapSeam):
         inputs.check_api_key(self.config.get("api_key"))
         inputs.check_user_agent(self.config.get("user_agent"))
         if api_url := self.config.get("api_url"):
-            self.check_api_url(str(api_url))
+            inputs.check_api_url(str(api_url))
         if self.start_epoch is not None and self.start_epoch > self.initialized_at // 1000:
             msg = (
                 f"start_date {self.config['start_date']} is in the future: the run would read "
@@ -258,11 +257,6 @@ class TapNylas(ActivateVersionSetting, TapSeam):
             )
             raise ConfigError(msg)
         Shard.parse(self.config.get("grant_shard"))
-
-    @staticmethod
-    def check_api_url(api_url: str) -> None:
-        """An http(s) URL, https unless local; shown without any credentials in it."""
-        inputs.check_api_url(api_url)
 
     @cached_property
     def start_epoch(self) -> int | None:
