@@ -369,3 +369,18 @@ def test_gzip_is_still_read_within_the_cap(server: HostileServer, tmp_path: Path
 
     assert run.code == 0, run.stderr[-2000:]
     assert [r["record"]["id"] for r in run.records] == ["m1"]
+
+
+def test_server_error_text_is_quoted_and_shortened_in_the_log(
+    server: HostileServer, tmp_path: Path
+) -> None:
+    message = "upstream broke\nINJECTED fake log line\n" + "x" * 100_000
+    server.routes["/v3/grants/g1/messages"] = lambda handler, query: as_json(
+        {"error": {"type": "api.internal_error", "message": message}}, status=503
+    )
+
+    run = run_tap(tmp_path, {"api_url": server.url})
+
+    assert_contained(run, naming="upstream broke\\nINJECTED")
+    assert not any(line.startswith("INJECTED") for line in run.stderr.splitlines())
+    assert max(len(line) for line in run.stderr.splitlines()) < 2000
