@@ -13,7 +13,7 @@ import typing as t
 
 import pytest
 
-from tap_nylas.simulator import NylasSimulator
+from nylas_simulator import NylasSimulator
 from tests.conftest import SyncResult, run_sync
 from tests.fake_api import FakeNylas
 from tests.target_postgres import connect, load

@@ -7,7 +7,7 @@ import typing as t
 import pytest
 from jsonschema import Draft7Validator
 
-from tap_nylas.simulator import NylasSimulator
+from nylas_simulator import NylasSimulator
 from tap_nylas.tap import TapNylas
 from tests.conftest import API_URL, SyncResult, run_sync
 from tests.fake_api import FakeNylas, query

@@ -7,7 +7,7 @@ import typing as t
 import pytest
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from tap_nylas.simulator import NylasSimulator
+from nylas_simulator import NylasSimulator
 from tap_nylas.tap import TapNylas
 
 API_KEY = "sim-key-standard-tests"

@@ -34,8 +34,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
+from nylas_simulator import Faults, NylasSimulator
 from tap_nylas.directory import Shard
-from tap_nylas.simulator import Faults, NylasSimulator
 from tap_nylas.tap import TapNylas
 
 REPO = Path(__file__).resolve().parents[1]

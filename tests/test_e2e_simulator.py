@@ -14,7 +14,7 @@ import typing as t
 import pytest
 from jsonschema import Draft202012Validator
 
-from tap_nylas.simulator import Faults, NylasSimulator
+from nylas_simulator import Faults, NylasSimulator
 from tap_nylas.tap import TapNylas
 from tests.conftest import START_EPOCH, SyncResult, run_sync
 

@@ -16,9 +16,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
+from nylas_simulator import NylasSimulator
 from tap_nylas.errors import ConfigError
 from tap_nylas.inputs import parse_bookmark, read_json_object, sanitise_state
-from tap_nylas.simulator import NylasSimulator
 from tap_nylas.tap import TapNylas, replication_keys
 from tests.conftest import API_KEY, START_EPOCH, run_sync
 from tests.fake_api import FakeNylas

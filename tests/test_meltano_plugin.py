@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tap_nylas.simulator import NylasSimulator
+from nylas_simulator import NylasSimulator
 
 REPO = Path(__file__).resolve().parents[1]
 DEFINITION = REPO / "meltano-hub" / "tap-nylas.yml"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tap_nylas.simulator import NylasSimulator
+from nylas_simulator import NylasSimulator
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = (REPO / "pyproject.toml").read_text()  # tomllib is 3.11+
@@ -90,11 +90,14 @@ def test_wheel_holds_license_typing_marker_and_schemas(wheel: Path) -> None:
     }
     assert len(schemas) == 12
     assert schemas <= names
-    simulator = {
-        f"tap_nylas/simulator/{p.name}" for p in (REPO / "tap_nylas/simulator").glob("*.py")
-    }
-    assert simulator <= names
     assert not [n for n in names if n.startswith("tests/") or "__pycache__" in n]
+
+
+def test_wheel_holds_only_the_tap(wheel: Path) -> None:
+    """The simulator, tests and benchmarks live in the checkout, never in the wheel."""
+    names = zipfile.ZipFile(wheel).namelist()
+    assert not [n for n in names if not n.startswith(("tap_nylas/", f"{DIST}.dist-info/"))]
+    assert not [n for n in names if "nylas_simulator" in n]
 
 
 def test_wheel_metadata(wheel: Path) -> None:

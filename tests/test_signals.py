@@ -11,8 +11,8 @@ import typing as t
 
 import pytest
 
+from nylas_simulator import NylasSimulator
 from tap_nylas.output import EXIT_TARGET_STOPPED
-from tap_nylas.simulator import NylasSimulator
 
 API_KEY = "sim-key-5e0a7f3c"
 

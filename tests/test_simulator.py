@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from tap_nylas.simulator import FAULT_KINDS, Faults, NylasSimulator
+from nylas_simulator import FAULT_KINDS, Faults, NylasSimulator
 
 Record = dict[str, Any]
 Keys = dict[str, set[tuple[str, ...]]]
@@ -575,7 +575,7 @@ def test_ten_thousand_grants_list_quickly_and_lazily() -> None:
 
 def test_cli_truth_and_serve() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "tap_nylas.simulator", "--grants", "6", "--records", "4"]
+    cmd = [sys.executable, "-m", "nylas_simulator", "--grants", "6", "--records", "4"]
     out = subprocess.run(  # noqa: S603 - our own interpreter and module
         [*cmd, "--truth"], capture_output=True, text=True, env=env, check=True
     )

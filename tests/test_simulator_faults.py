@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import requests
 
-from tap_nylas.simulator import FAULT_KINDS, Faults, NylasSimulator
-from tap_nylas.simulator.faults import RULE_KINDS, parse_rule
+from nylas_simulator import FAULT_KINDS, Faults, NylasSimulator
+from nylas_simulator.faults import RULE_KINDS, parse_rule
 
 API_KEY = "sim-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -373,7 +373,7 @@ def test_cli_fault_rules_and_request_log_file(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     log_path = tmp_path / "log.jsonl"
     cmd = [
-        sys.executable, "-m", "tap_nylas.simulator", "--grants", "6", "--records", "4",
+        sys.executable, "-m", "nylas_simulator", "--grants", "6", "--records", "4",
         "--port", "0", "--fault-rule", r"/v3/connectors:503:1", "--fault-rule",
         "/creds:429_provider", "--grant-concurrency", "4", "--latency", "0.01",
         "--latency-distribution", "lognormal", "--request-log", str(log_path),

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from tap_nylas.simulator import NylasSimulator, Faults
+    from nylas_simulator import NylasSimulator, Faults
 
     with NylasSimulator(seed=7, grants=24, records_per_grant=20) as sim:
         sim.url        # http://127.0.0.1:PORT

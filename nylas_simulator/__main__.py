@@ -1,4 +1,4 @@
-"""CLI: ``python -m tap_nylas.simulator --port 0 --grants 20 --records 30``.
+"""CLI: ``python -m nylas_simulator --port 0 --grants 20 --records 30``.
 
 Prints ``NYLAS_SIMULATOR_URL=...`` once serving. ``GET /__sim/log[?reset=1]`` returns the
 request log as JSON (no API key); ``--request-log PATH`` also writes it, one JSON object a
@@ -29,7 +29,7 @@ def _timestamp(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tap_nylas.simulator", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m nylas_simulator", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--grants", type=int, default=20)
