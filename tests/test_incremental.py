@@ -7,8 +7,8 @@ import time
 import pytest
 
 from tap_nylas.output import ProportionalStateWriter
-from tests.conftest import START_EPOCH, run_sync
-from tests.fake_api import FakeNylas, query
+from tests.support import START_EPOCH, run_sync
+from tests.support.fake_api import FakeNylas, query
 
 HOUR = 3600
 

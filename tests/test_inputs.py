@@ -20,8 +20,8 @@ from nylas_simulator import NylasSimulator
 from tap_nylas.errors import ConfigError
 from tap_nylas.inputs import parse_bookmark, read_json_object, sanitise_state
 from tap_nylas.tap import TapNylas, replication_keys
-from tests.conftest import API_KEY, START_EPOCH, run_sync
-from tests.fake_api import FakeNylas
+from tests.support import API_KEY, START_EPOCH, run_sync
+from tests.support.fake_api import FakeNylas
 
 SIM_KEY = "sim-key-7c1d9e2b4f"
 # Pieces of a key a test looks for must not occur in ordinary output (as "nylas" does).

@@ -13,7 +13,7 @@ from singer_sdk.singerlib import RecordMessage, StateMessage
 
 from tap_nylas.output import ProportionalStateWriter, WholeLineWriter, write_all
 from tap_nylas.tap import TapNylas
-from tests.conftest import BASE_CONFIG
+from tests.support import BASE_CONFIG
 
 
 def test_sigterm_during_a_write_waits_for_the_line_then_writes_state_and_exits() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tap_nylas.errors import RunIncompleteError
-from tests.conftest import run_sync
-from tests.fake_api import FakeNylas, query
+from tests.support import run_sync
+from tests.support.fake_api import FakeNylas, query
 
 
 @pytest.fixture

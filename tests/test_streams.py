@@ -12,8 +12,8 @@ from tap_nylas.client import GrantScopedStream, Slice
 from tap_nylas.errors import ConfigError
 from tap_nylas.streams import ICLOUD_MAX_WINDOW, MessagesStream
 from tap_nylas.tap import TapNylas
-from tests.conftest import START_EPOCH, run_sync
-from tests.fake_api import FakeNylas, query
+from tests.support import START_EPOCH, run_sync
+from tests.support.fake_api import FakeNylas, query
 
 GRANT_STREAMS = sorted(
     name

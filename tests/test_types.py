@@ -14,9 +14,9 @@ import time
 import pytest
 from jsonschema import Draft7Validator
 
-from tests.conftest import run_sync
-from tests.fake_api import FakeNylas
-from tests.target_postgres import connect, load
+from tests.support import run_sync
+from tests.support.fake_api import FakeNylas
+from tests.support.target_postgres import connect, load
 
 STREAMS = ["grants", "folders", "contacts", "scheduled_messages"]
 

@@ -6,7 +6,7 @@ import re
 import typing as t
 from urllib.parse import parse_qs, urlparse
 
-from tests.conftest import API_KEY, API_URL
+from tests.support import API_KEY, API_URL
 
 if t.TYPE_CHECKING:
     import requests_mock

@@ -14,8 +14,8 @@ directory, so that no directory of the checkout or of the venv needs to be opene
 
 A server that cannot be started fails the tests that use it; nothing is skipped.
 
-Run ``python -m tests.postgres_server`` to start one by hand: it prints the URL, and stops and
-deletes the server on Ctrl-C or SIGTERM.
+Run ``python -m tests.support.postgres_server`` to start one by hand: it prints the URL, and
+stops and deletes the server on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
