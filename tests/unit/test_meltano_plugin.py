@@ -22,7 +22,7 @@ import yaml
 
 from nylas_simulator import NylasSimulator
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFINITION = REPO / "meltano-hub" / "tap-nylas.yml"
 REGENERATE = ".venv/bin/python scripts/plugin_definition.py"
 API_KEY = "sim-key-meltano-plugin"

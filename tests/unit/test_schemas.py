@@ -9,7 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from singer_sdk.schema.source import SchemaDirectory
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "tap_nylas" / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "tap_nylas" / "schemas"
 
 KEYS = {
     "grants": ["id"],

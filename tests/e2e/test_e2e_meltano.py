@@ -38,7 +38,7 @@ from nylas_simulator import Faults, NylasSimulator
 from tap_nylas.directory import Shard
 from tap_nylas.tap import TapNylas
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 API_KEY = "sim-key-e2e-meltano"
 START_DATE = "2024-01-01T00:00:00Z"
 START = 1704067200  # START_DATE as epoch seconds

@@ -23,7 +23,7 @@ from nylas_simulator.faults import RULE_KINDS, parse_rule
 
 API_KEY = "sim-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import pytest
 
 from nylas_simulator import NylasSimulator
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = (REPO / "pyproject.toml").read_text()  # tomllib is 3.11+
 NAME = re.search(r'^name = "(.+)"$', PYPROJECT, re.M).group(1)  # type: ignore[union-attr]
 VERSION = re.search(r'^version = "(.+)"$', PYPROJECT, re.M).group(1)  # type: ignore[union-attr]

@@ -23,7 +23,7 @@ Record = dict[str, Any]
 Keys = dict[str, set[tuple[str, ...]]]
 
 API_KEY = "sim-key"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WIDE_START, WIDE_END = 1704067200, 1830297600  # 2024-01-01 .. 2028-01-01
 YEAR = 365 * 86400
 ALL_TYPES = ["default", "outOfOffice", "focusTime", "workingLocation"]
