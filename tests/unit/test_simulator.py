@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from nylas_simulator import FAULT_KINDS, Faults, NylasSimulator
+from tests.support.simulator_http import Record, get, page_all
 
-Record = dict[str, Any]
 Keys = dict[str, set[tuple[str, ...]]]
 
 API_KEY = "sim-key"
-REPO = Path(__file__).resolve().parents[2]
 WIDE_START, WIDE_END = 1704067200, 1830297600  # 2024-01-01 .. 2028-01-01
 YEAR = 365 * 86400
 ALL_TYPES = ["default", "outOfOffice", "focusTime", "workingLocation"]
@@ -49,10 +43,6 @@ def http() -> Iterator[requests.Session]:
     with requests.Session() as s:
         s.headers["Authorization"] = f"Bearer {API_KEY}"
         yield s
-
-
-def get(http: requests.Session, sim: NylasSimulator, path: str, **params: Any) -> Any:
-    return http.get(f"{sim.url}{path}", params=params, timeout=30)
 
 
 def offset_all(http: requests.Session, sim: NylasSimulator, path: str, limit: int) -> list[Record]:
@@ -573,34 +563,7 @@ def test_ten_thousand_grants_list_quickly_and_lazily() -> None:
         assert big.dataset.generated == 1
 
 
-def test_cli_truth_and_serve() -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "nylas_simulator", "--grants", "6", "--records", "4"]
-    out = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [*cmd, "--truth"], capture_output=True, text=True, env=env, check=True
-    )
-    counts = json.loads(out.stdout)
-    assert counts == {
-        k: len(v) for k, v in NylasSimulator(grants=6, records_per_grant=4).truth().items()
-    }
-    with subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [*cmd, "--port", "0"], stdout=subprocess.PIPE, text=True, env=env
-    ) as proc:
-        try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline().strip()
-            assert line.startswith("NYLAS_SIMULATOR_URL=http://127.0.0.1:")
-            url = line.split("=", 1)[1]
-            resp = requests.get(
-                f"{url}/v3/grants", headers={"Authorization": "Bearer sim-key"}, timeout=10
-            )
-            assert len(resp.json()["data"]) == 6
-        finally:
-            proc.terminate()
-        assert proc.wait(timeout=10) == 0
-
-
-# -- realism: latency distribution, large mailbox, sliced ranges -------------------------
+# -- realism: latency distribution, event windows read in chunks ------------------------
 
 
 def test_lognormal_latency_is_seeded_with_the_given_mean() -> None:
@@ -619,135 +582,6 @@ def test_lognormal_latency_is_seeded_with_the_given_mean() -> None:
     assert {fixed.app.delay() for _ in range(10)} == {0.1}
     with pytest.raises(ValueError, match="latency_distribution"):
         NylasSimulator(grants=1, latency=0.1, latency_distribution="uniform")
-
-
-def page_all(http: requests.Session, url: str, limit: int, params: dict[str, Any]) -> list[Record]:
-    out: list[Record] = []
-    token = None
-    while True:
-        extra = {"page_token": token} if token else {}
-        resp = http.get(url, params={"limit": limit, **params, **extra}, timeout=30)
-        assert resp.status_code == 200, resp.text
-        body = resp.json()
-        out += body["data"]
-        token = body.get("next_cursor")
-        if not token:
-            return out
-
-
-@pytest.fixture(scope="module")
-def big() -> Iterator[NylasSimulator]:
-    with NylasSimulator(seed=7, grants=8, records_per_grant=10, large_mailbox=3000) as s:
-        yield s
-
-
-def test_large_mailbox_is_served_lazily_and_matches_truth(
-    big: NylasSimulator, http: requests.Session
-) -> None:
-    gid = big.large_mailbox_grant_id
-    assert gid is not None
-    profile = next(g for g in big.grants if g.id == gid)
-    assert profile.serving
-    assert profile.provider in ("google", "microsoft")
-    url = f"{big.url}/v3/grants/{gid}"
-    messages = page_all(http, f"{url}/messages", 200, {"select": "id,date,thread_id"})
-    threads = page_all(http, f"{url}/threads", 50, {})
-    truth = big.truth()
-    assert len(messages) == len({m["id"] for m in messages}) == 3000
-    assert {(gid, m["id"]) for m in messages} == {k for k in truth["messages"] if k[0] == gid}
-    assert {(gid, t["id"]) for t in threads} == {k for k in truth["threads"] if k[0] == gid}
-    assert len(threads) == 1500
-    dates = [m["date"] for m in messages]
-    assert dates == sorted(dates, reverse=True)  # newest first, like the API
-    # Every message belongs to a listed thread, and every thread lists its messages.
-    by_thread: dict[str, set[str]] = defaultdict(set)
-    for m in messages:
-        by_thread[m["thread_id"]].add(m["id"])
-    assert {t["id"]: set(t["message_ids"]) for t in threads} == by_thread
-    # Recent mail is denser: the last year holds more than the first.
-    first_year = sum(d < min(dates) + YEAR for d in dates)
-    last_year = sum(d > max(dates) - YEAR for d in dates)
-    assert last_year > 2 * first_year
-    # Other streams of the grant stay ordinary-sized.
-    assert len(page_all(http, f"{url}/contacts", 200, {})) < 100
-    full = get(http, big, f"/v3/grants/{gid}/messages", limit=5).json()["data"]
-    assert full[0]["body"]
-    assert full[0]["grant_id"] == gid
-
-
-def sliced(
-    http: requests.Session,
-    url: str,
-    limit: int,
-    after: str,
-    before: str,
-    bounds: list[int],
-    params: dict[str, Any],
-) -> tuple[list[Record], int]:
-    """Read [bounds[0], bounds[-1]] in pieces whose bounds overlap by a second; deduped."""
-    seen: dict[str, Record] = {}
-    fetched = 0
-    for lo, hi in itertools.pairwise(bounds):
-        # Strict bounds: after=lo-1 and before=hi+1 take both edge seconds.
-        page = page_all(http, url, limit, {after: lo - 1, before: hi + 1, **params})
-        fetched += len(page)
-        for r in page:
-            seen.setdefault(r["id"], r)
-    return list(seen.values()), fetched
-
-
-@pytest.mark.parametrize("large", [False, True])
-def test_messages_and_threads_sliced_with_overlap_come_once(
-    big: NylasSimulator, http: requests.Session, large: bool
-) -> None:
-    gid = (
-        big.large_mailbox_grant_id
-        if large
-        else next(
-            g.id
-            for g in big.grants
-            if g.serving and g.supports("messages") and g.id != big.large_mailbox_grant_id
-        )
-    )
-    url = f"{big.url}/v3/grants/{gid}"
-    for stream, field, after, before, limit in (
-        ("messages", "date", "received_after", "received_before", 7),
-        ("threads", "latest_message_received_date", "latest_message_after",
-         "latest_message_before", 5),
-    ):  # fmt: skip
-        everything = page_all(http, f"{url}/{stream}", 200 if stream == "messages" else 50, {})
-        values = sorted(r[field] for r in everything)
-        lo, hi = values[0], values[-1]
-        # Piece edges sit exactly on record values, so overlaps really hold duplicates.
-        bounds = [lo, *values[len(values) // 3 :: max(1, len(values) // 4)], hi]
-        got, fetched = sliced(
-            http, f"{url}/{stream}", limit, after, before, sorted(set(bounds)),
-            {"select": f"id,{field}"},
-        )  # fmt: skip
-        assert sorted(r["id"] for r in got) == sorted(r["id"] for r in everything), stream
-        assert fetched > len(got), "the overlapping bounds should have produced duplicates"
-        assert all(set(r) == {"id", field} for r in got)
-        # The bounds are strict.
-        pivot = values[len(values) // 2]
-        at_pivot = {r["id"] for r in everything if r[field] == pivot}
-        below = page_all(http, f"{url}/{stream}", 50, {before: pivot})
-        above = page_all(http, f"{url}/{stream}", 50, {after: pivot})
-        assert all(r[field] < pivot for r in below)
-        assert all(r[field] > pivot for r in above)
-        assert len(below) + len(above) + len(at_pivot) == len(everything)
-
-
-def test_select_may_change_between_pages(big: NylasSimulator, http: requests.Session) -> None:
-    gid = big.large_mailbox_grant_id
-    url = f"{big.url}/v3/grants/{gid}/messages"
-    first = http.get(url, params={"limit": 50, "select": "id"}, timeout=30).json()
-    second = http.get(
-        url, params={"limit": 50, "select": "id,date", "page_token": first["next_cursor"]},
-        timeout=30,
-    ).json()  # fmt: skip
-    assert set(first["data"][0]) == {"id"}
-    assert set(second["data"][0]) == {"id", "date"}
-    assert not {m["id"] for m in first["data"]} & {m["id"] for m in second["data"]}
 
 
 def test_events_in_overlapping_window_chunks_come_once(
