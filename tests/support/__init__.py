@@ -75,6 +75,14 @@ def capture_sync(tap: TapNylas) -> tuple[SyncResult, Exception | None]:
     return SyncResult([line for line in lines if line]), error
 
 
+def sync(
+    config: dict, streams: list[str], state: dict | None = None
+) -> tuple[SyncResult, Exception | None]:
+    """Sync in-process; the output, and the error the run ended with, if any."""
+    catalog = selected_catalog(TapNylas(config=config, validate_config=False), streams)
+    return capture_sync(TapNylas(config=config, catalog=catalog, state=state))
+
+
 def run_sync(
     config: dict,
     streams: t.Iterable[str] | None = None,

@@ -6,17 +6,15 @@ import contextlib
 import io
 import json
 import logging
-import threading
 import time
 import typing as t
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tap_nylas.errors import RunIncompleteError
 from tap_nylas.tap import TapNylas
-from tests.support import START_EPOCH, SyncResult, capture_sync, cli_errors, selected_catalog
+from tests.support import START_EPOCH, SyncResult, cli_errors, selected_catalog, sync
 from tests.support.fake_api import FakeNylas
 
 HOUR = 3600
@@ -31,14 +29,6 @@ def api(requests_mock: object) -> FakeNylas:
         fake.pages[grant, "messages"] = [[{"id": f"{grant}-m", "date": START_EPOCH + 5 * HOUR}]]
         fake.pages[grant, "threads"] = [[{"id": f"{grant}-t"}]]
     return fake
-
-
-def sync(
-    config: dict, streams: list[str], state: dict | None = None
-) -> tuple[SyncResult, Exception | None]:
-    """Sync in-process; the output, and the error the run ended with, if any."""
-    catalog = selected_catalog(TapNylas(config=config, validate_config=False), streams)
-    return capture_sync(TapNylas(config=config, catalog=catalog, state=state))
 
 
 def bookmark(result: SyncResult, grant: str) -> int | None:
@@ -171,54 +161,6 @@ def test_an_application_endpoint_refusing_stops_the_run_with_one_line(
     errors = cli_errors(config, tmp_path, caplog)
     assert errors[-1].startswith(f"Cannot read grants: HTTP {status} on /v3/grants")
     assert hint in errors[-1]
-
-
-class _Trickle(BaseHTTPRequestHandler):
-    """Grants arrive at once; messages one byte every half second."""
-
-    def log_message(self, *args: t.Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        if "/messages" in self.path:
-            body = json.dumps({"data": [{"id": "m", "date": START_EPOCH}]}).encode()
-        else:
-            body = json.dumps({"data": [{"id": "g1", "provider": "google"}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if "/messages" not in self.path:
-            self.wfile.write(body)
-            return
-        for byte in body:
-            try:
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-            except OSError:
-                return
-            if self.server.stopped.wait(0.5):  # type: ignore[attr-defined]
-                return
-
-
-def test_a_trickling_answer_is_abandoned_at_the_request_deadline(config: dict) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
-    server.stopped = threading.Event()  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    config.update(
-        api_url=f"http://127.0.0.1:{server.server_address[1]}",
-        request_timeout_seconds=1,
-        max_retries=1,
-    )
-    started = time.monotonic()
-    try:
-        result, error = sync(config, ["messages"])
-    finally:
-        server.stopped.set()  # type: ignore[attr-defined]
-        server.shutdown()
-    assert isinstance(error, RunIncompleteError)
-    assert "messages for grant_id g1" in str(error)
-    assert time.monotonic() - started < 10  # two tries of about a second each
-    assert result.records["messages"] == []
 
 
 def test_an_application_429_also_holds_back_the_grant_workers(
