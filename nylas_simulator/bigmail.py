@@ -12,6 +12,8 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import overload
 
+from typing_extensions import override
+
 from .context import GrantContext
 from .mail import (
     Topic,
@@ -40,6 +42,7 @@ class LazyRecords(Sequence[Record]):
         self._build, self._order, self._keys = build, order, keys
         self._lo, self._hi = lo, len(order) if hi < 0 else hi
 
+    @override
     def __len__(self) -> int:
         return self._hi - self._lo
 
@@ -47,6 +50,7 @@ class LazyRecords(Sequence[Record]):
     def __getitem__(self, index: int) -> Record: ...
     @overload
     def __getitem__(self, index: slice) -> list[Record]: ...
+    @override
     def __getitem__(self, index: int | slice) -> Record | list[Record]:
         if isinstance(index, slice):
             start, stop, step = index.indices(len(self))
@@ -57,6 +61,7 @@ class LazyRecords(Sequence[Record]):
             raise IndexError(index)
         return self._build(self._order[self._lo + index])
 
+    @override
     def __iter__(self) -> Iterator[Record]:
         for k in range(self._lo, self._hi):
             yield self._build(self._order[k])
@@ -78,6 +83,7 @@ class _Topics(Sequence[Topic]):
     def __init__(self, ctx: GrantContext, count: int) -> None:
         self._ctx, self._count = ctx, count
 
+    @override
     def __len__(self) -> int:
         return self._count
 
@@ -85,6 +91,7 @@ class _Topics(Sequence[Topic]):
     def __getitem__(self, index: int) -> Topic: ...
     @overload
     def __getitem__(self, index: slice) -> list[Topic]: ...
+    @override
     def __getitem__(self, index: int | slice) -> Topic | list[Topic]:
         if isinstance(index, slice):
             return [self[k] for k in range(*index.indices(self._count))]
@@ -98,6 +105,7 @@ class _Cyclic(Sequence[int]):
     def __init__(self, n: int, length: int, position: bool) -> None:
         self._n, self._length, self._position = n, length, position
 
+    @override
     def __len__(self) -> int:
         return self._length
 
@@ -105,6 +113,7 @@ class _Cyclic(Sequence[int]):
     def __getitem__(self, index: int) -> int: ...
     @overload
     def __getitem__(self, index: slice) -> list[int]: ...
+    @override
     def __getitem__(self, index: int | slice) -> int | list[int]:
         if isinstance(index, slice):
             return [self[k] for k in range(*index.indices(self._length))]

@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
+from typing_extensions import override
+
 from .dataset import Dataset
 from .endpoints import Endpoints, Route, parse_route
 from .faults import (
@@ -345,10 +347,12 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
+    @override
     def version_string(self) -> str:
         """The ``Server`` header."""
         return "NylasSimulator/1.0"
 
+    @override
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default per-request stderr line."""
 
@@ -426,6 +430,7 @@ class _Server(ThreadingHTTPServer):
         self.app = app
         self.stopping = threading.Event()  # ends trickling responses on shutdown
 
+    @override
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients hanging up mid-connection is normal here, not worth a traceback.
         if isinstance(sys.exc_info()[1], ConnectionError):
