@@ -219,9 +219,15 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, StreamSeam):
         if not all(isinstance(r, dict) for r in records):
             msg = f"HTTP {response.status_code} on {where}: records that are not JSON objects"
             raise RetryableError(msg)
-        if any(not isinstance(r.get(k), (str, type(None))) for r in records for k in self._keys):
-            msg = f"HTTP {response.status_code} on {where}: a record whose key is not text"
-            raise RetryableError(msg)
+        for record, key in [
+            (r, k) for r in records for k in self._keys if type(r.get(k)) is not str
+        ]:
+            value = record.get(key)
+            if type(value) is int:  # a numeric ID (the Node SDK types schedule_id so): text
+                record[key] = str(value)
+            elif value is not None:
+                msg = f"HTTP {response.status_code} on {where}: a record whose {key} is not text"
+                raise RetryableError(msg)
         if self.paging and len(records) > self.page_size:
             msg = f"HTTP {response.status_code} on {where}: more records than the limit asked"
             raise RetryableError(msg)
