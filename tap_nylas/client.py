@@ -29,9 +29,9 @@ from tap_nylas.errors import (
 )
 from tap_nylas.pagination import (
     Paging,
+    checked_records,
     memory_cost,
     new_paginator,
-    page_records,
     paging_params,
     response_body,
     response_path,
@@ -211,26 +211,8 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, StreamSeam):
         except AnswerRefusedError as error:
             raise self._give_up(str(error)) from None
         self.validate_response(response)
-        records = page_records(response_body(response))
-        where = response_path(response)
-        if records is None:
-            msg = f"HTTP {response.status_code} on {where}: no list of records in it"
-            raise RetryableError(msg)
-        if not all(isinstance(r, dict) for r in records):
-            msg = f"HTTP {response.status_code} on {where}: records that are not JSON objects"
-            raise RetryableError(msg)
-        for record, key in [
-            (r, k) for r in records for k in self._keys if type(r.get(k)) is not str
-        ]:
-            value = record.get(key)
-            if type(value) is int:  # a numeric ID (the Node SDK types schedule_id so): text
-                record[key] = str(value)
-            elif value is not None:
-                msg = f"HTTP {response.status_code} on {where}: a record whose {key} is not text"
-                raise RetryableError(msg)
-        if self.paging and len(records) > self.page_size:
-            msg = f"HTTP {response.status_code} on {where}: more records than the limit asked"
-            raise RetryableError(msg)
+        limit = self.page_size if self.paging else None
+        records = checked_records(response, keys=self._keys, limit=limit)
         try:
             piece.paginator.advance(response)
         except RepeatedCursorError:
