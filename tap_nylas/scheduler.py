@@ -10,9 +10,8 @@ worker runs next is the most urgent runnable request:
 * at most `per_grant` requests of one grant in flight, across its streams and slices;
 * a request that failed waits out its backoff in the queue, not on a thread, and only
   it waits; a 429 on a grant path with a `Retry-After` holds that grant's other
-  requests for that long (never another grant's); on an application
-  endpoint it holds every request and halves the number in flight until successes grow
-  it back.
+  requests for that long (never another grant's). An application endpoint's 429
+  holds only application requests (`throttle.py`): nothing here waits for it.
 
 Partitions are written in completion order (`next_partition`): a finished one first,
 else one that filled its buffer, streamed as its pages arrive. Memory is bounded by
@@ -50,10 +49,6 @@ PARTITION_BYTES = 4 << 20
 BUFFER_BYTES = 64 << 20
 #: Open partitions per worker: enough that one slow partition leaves others to fetch.
 OPEN_PER_WORKER = 4
-#: Successes after which a concurrency cut (application 429) grows back by one. Nylas's
-#: application limit is per second: at 8 workers and ~100 ms a request, 10 successes
-#: bring one more back about every quarter second (20 took 2.7 s from 4 to 8, measured).
-SUCCESSES_PER_STEP = 10
 
 
 class PagedStream(t.Protocol):
@@ -176,12 +171,9 @@ class Scheduler:
         self._seq = itertools.count()
         self._grant_busy: Counter[str] = Counter()
         self._grant_resume: dict[str, float] = {}
-        self._app_resume = 0.0
         self._in_flight = 0
         self._writing_index = -1
         self._buffered = 0
-        self._limit = workers
-        self._successes = 0
         self._closed = False
         self._threads: list[threading.Thread] = []
         self.progress = ProgressReporter(self.stats, progress_interval)
@@ -362,19 +354,14 @@ class Scheduler:
                 now = time.monotonic()
                 wake = now + 1.0
                 best: _Task | None = None
-                if self._in_flight < self._limit and self._app_resume <= now:
-                    for task in self._tasks:
-                        ready_at = max(
-                            task.not_before, self._grant_resume.get(task.partition.grant_id, 0)
-                        )
-                        if ready_at > now:
-                            wake = min(wake, ready_at)
-                        elif self._runnable(task) and (
-                            best is None or _urgency(task) < _urgency(best)
-                        ):
-                            best = task
-                elif self._app_resume > now:
-                    wake = self._app_resume
+                for task in self._tasks:
+                    ready_at = max(
+                        task.not_before, self._grant_resume.get(task.partition.grant_id, 0)
+                    )
+                    if ready_at > now:
+                        wake = min(wake, ready_at)
+                    elif self._runnable(task) and (best is None or _urgency(task) < _urgency(best)):
+                        best = task
                 if best is not None:
                     self._tasks.remove(best)
                     self._in_flight += 1
@@ -416,7 +403,6 @@ class Scheduler:
         if isinstance(outcome, Exception):
             self._finish(partition, outcome)
             return
-        self._grow_back()
         records, keyless = stream.keep_keyed(outcome, partition.context)
         partition.keyless += keyless
         if records:
@@ -452,45 +438,19 @@ class Scheduler:
         self.stats[stream.name].retries += 1
         wait = error.wait(task.attempt, self._backoff_factor)
         now = time.monotonic()
-        if error.scope == "grant":
-            grant = partition.grant_id
-            # Without Retry-After only this request waits. Cutting the grant's requests in
-            # flight after each 429 instead took a 20,000-message mailbox under 6% faults
-            # from 17.5 s to 28 s (measured).
-            if error.retry_after is not None:  # the mailbox said how long to stay away
-                self._grant_resume[grant] = max(self._grant_resume.get(grant, 0.0), now + wait)
-        elif error.scope == "application":
-            self.throttle_application(wait)
+        # Without Retry-After only this request waits. Cutting the grant's requests in
+        # flight after each 429 instead took a 20,000-message mailbox under 6% faults
+        # from 17.5 s to 28 s (measured). An application 429 cannot come from a grant's
+        # path: were it to, only this request would wait (application requests are
+        # held by `throttle.py`, never the grants' ones).
+        if error.scope == "grant" and error.retry_after is not None:
+            grant = partition.grant_id  # the mailbox said how long to stay away
+            self._grant_resume[grant] = max(self._grant_resume.get(grant, 0.0), now + wait)
         task.not_before = now + wait
         self._tasks.append(task)
         stream.logger.warning(
             "Retrying %s in %.1f s (try %d): %s", stream.name, wait, task.attempt, error
         )
-
-    def throttle_application(self, wait: float) -> None:
-        """After an application-level 429: hold every request, then run half as many."""
-        with self._cv:
-            self._app_resume = max(self._app_resume, time.monotonic() + wait)
-            self._cut_concurrency()
-            self._cv.notify_all()
-
-    def _cut_concurrency(self) -> None:
-        if self._limit > 1:
-            self._limit = max(1, self._limit // 2)
-            self._successes = 0
-            LOGGER.warning(
-                "Nylas throttled the application: %d requests in flight at most, for now",
-                self._limit,
-            )
-
-    def _grow_back(self) -> None:
-        if self._limit >= self._workers:
-            return
-        self._successes += 1
-        if self._successes >= SUCCESSES_PER_STEP:
-            self._successes = 0
-            self._limit += 1
-            LOGGER.info("Requests in flight back up to %d of %d", self._limit, self._workers)
 
     def _add_slice(self, partition: Partition, piece: Slice) -> None:
         partition.open_slices += 1

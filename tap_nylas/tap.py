@@ -25,6 +25,7 @@ from tap_nylas.partitioned import GrantScopedStream, describe_context
 from tap_nylas.scheduler import Scheduler
 from tap_nylas.sdk import TapSeam, user_errors
 from tap_nylas.streams import STREAM_TYPES
+from tap_nylas.throttle import ApplicationThrottle
 from tap_nylas.versions import ActivateVersionSetting
 
 if t.TYPE_CHECKING:
@@ -302,10 +303,14 @@ class TapNylas(ActivateVersionSetting, TapSeam):
             progress_interval=float(self.config.get("progress_interval_seconds", 30)),
         )
 
+    @cached_property
+    def application_throttle(self) -> ApplicationThrottle:
+        """Holds application requests after the application's 429s (see throttle.py)."""
+        return ApplicationThrottle(int(self.config["max_concurrency"]))
+
     def application_throttled(self, wait: float) -> None:
-        """A 429 on an application endpoint: the scheduler's workers hold back too."""
-        if "scheduler" in self.__dict__:
-            self.scheduler.throttle_application(wait)
+        """A 429 on an application endpoint: application requests only hold back."""
+        self.application_throttle.throttled(wait)
 
     def report_failure(self, stream: str, context: dict, error: Exception) -> None:
         """Remember a partition that failed; the run ends non-zero once all else is synced."""

@@ -221,7 +221,7 @@ def test_a_trickling_answer_is_abandoned_at_the_request_deadline(config: dict) -
     assert result.records["messages"] == []
 
 
-def test_an_application_429_also_holds_back_the_grant_workers(
+def test_an_application_429_holds_application_requests_only(
     api: FakeNylas, config: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
     api.connectors.append({"provider": "google"})
@@ -237,7 +237,8 @@ def test_an_application_429_also_holds_back_the_grant_workers(
         result, error = sync(config, ["calendars", "connectors", "messages"])
     assert error is None
     assert [r["provider"] for r in result.records["connectors"]] == ["google"]
-    assert "Nylas throttled the application: 4 requests in flight at most" in caplog.text
+    assert "Nylas throttled the application: 4 application requests in flight" in caplog.text
+    assert "(grant requests go on)" in caplog.text
     assert sorted(r["id"] for r in result.records["messages"]) == ["g1-m", "g2-m"]
 
 
