@@ -343,3 +343,52 @@ def test_the_slice_with_the_most_pages_left_goes_first() -> None:
     # First pages first (they tell the sizes), then the longest slice while it is longest.
     assert fetched[:5] == [0, 1, 2, 1, 1]
     assert sorted(fetched) == [0, 1, 1, 1, 1, 2, 2]
+
+
+def test_hundreds_of_workers_all_have_a_request_in_flight_when_there_is_work() -> None:
+    # Every request waits until 256 are in flight at once: only a scheduler that keeps
+    # every worker busy (no take serialised behind a walk of the queue, no wake-up lost)
+    # lets the run finish without the 10 s escape hatch.
+    workers = 256
+    stream = FakeStream("messages", [f"g{n}" for n in range(400)], pages=2)
+    everyone_in = threading.Event()
+    in_flight, peak, lock = 0, 0, threading.Lock()
+    fetch = stream.fetch_slice_page
+
+    def fetch_slice_page(piece: Slice) -> list[dict]:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+            if in_flight >= workers:
+                everyone_in.set()
+        everyone_in.wait(10)
+        try:
+            return fetch(piece)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    stream.fetch_slice_page = fetch_slice_page  # type: ignore[method-assign]
+    order, errors = write_all(make([stream], workers=workers, per_grant=4), stream)
+
+    assert everyone_in.is_set()
+    assert peak == workers
+    assert len(order) == 400
+    assert not errors
+    assert len(stream.requests) == 800
+
+
+def test_a_held_grant_and_a_backoff_need_no_busy_worker_to_resume() -> None:
+    # One worker, idle while the only requests wait out a Retry-After hold and a
+    # backoff: it must wake up for them on its own.
+    stream = FakeStream("messages", ["a", "b"], pages=2)
+    stream.script["a"] = [RetryableError("HTTP 429", retry_after=0.2, scope="grant")]
+    stream.script["b"] = [RetryableError("HTTP 503")]
+    scheduler = make([stream], workers=1, backoff_factor=0.1)
+
+    order, errors = write_all(scheduler, stream)
+
+    assert sorted(order) == ["a", "b"]
+    assert not errors
+    assert len(stream.requests) == 4  # a failed try counts as a page in FakeStream
