@@ -170,7 +170,8 @@ def test_read_json_object_returns_text_and_value(tmp_path: t.Any) -> None:
         ("max_retries", 1000),
         ("backoff_factor", 3600),
         ("page_size", 0),
-        ("max_concurrency", 500),
+        ("max_concurrency", 0),
+        ("max_concurrency", 513),
         ("max_requests_per_grant", 0),
         ("max_requests_per_grant", 33),
         ("request_timeout_seconds", 0.5),
@@ -195,6 +196,15 @@ def test_every_bounded_number_has_a_maximum() -> None:
         if "integer" in types or "number" in types:
             assert "maximum" in spec, name
             assert str(spec["maximum"]) in spec["description"] or "200" in spec["description"]
+
+
+def test_max_concurrency_goes_up_to_512_and_513_is_one_clear_line(
+    config: dict, tmp_path: t.Any
+) -> None:
+    config["max_concurrency"] = 512
+    assert TapNylas(config=config).config["max_concurrency"] == 512
+    run = cli(tmp_path, config={"api_key": API_KEY, "max_concurrency": 513})
+    run.assert_one_clean_error("513 is greater than the maximum of 512", "max_concurrency")
 
 
 def test_the_new_settings_have_their_defaults(config: dict) -> None:
