@@ -224,6 +224,7 @@ def test_a_trickling_answer_is_abandoned_at_the_request_deadline(config: dict) -
 def test_an_application_429_holds_application_requests_only(
     api: FakeNylas, config: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
+    config["max_concurrency"] = 8  # application requests halve from 8 to 4
     api.connectors.append({"provider": "google"})
     api.mocker.get(
         "https://nylas.test/v3/connectors",
