@@ -311,9 +311,15 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, StreamSeam):
         """`attempt()`, retried on `RetryableError` with backoff (or `Retry-After`)."""
         retries = int(self.config["max_retries"])
         factor = float(self.config["backoff_factor"])
+        throttle = self.run.application_throttle if self.admin_endpoint else None
         for tries in range(retries + 1):
             try:
-                return attempt()
+                if throttle is None:
+                    return attempt()
+                with throttle.slot():
+                    records = attempt()
+                throttle.succeeded()
+                return records
             except RepeatedCursorError as error:
                 raise self._give_up(str(error)) from None
             except RetryableError as error:
@@ -321,7 +327,7 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, StreamSeam):
                     detail = f"{error} (still failing after {retries} retries)"
                     raise self._give_up(detail) from None
                 wait = error.wait(tries + 1, factor)
-                if error.scope == "application":  # the application's limit: workers too
+                if error.scope == "application":  # application requests only: grants go on
                     self.run.application_throttled(wait)
                 self.logger.warning(
                     "Retrying %s in %.1f s (try %d): %s", self.name, wait, tries + 1, error
