@@ -384,6 +384,16 @@ class EventStatesStream(Sweep, EventsStream):
         """A sweep keeps no bookmark, and so sends no `updated_after`."""
         return False
 
+    @override
+    def needs_sweep(self, context: Context) -> bool:
+        """Wherever `events` reads the calendar with `updated_after` (it has a bookmark).
+
+        That read lists events by the time they were updated, not by when they take
+        place: however old its bound, it does not list an unchanged event, so it cannot
+        see one deleted. Without a bookmark the whole window is read.
+        """
+        return self.run.bookmark_at_start(self.sweeps, context) is not None
+
 
 class SyncCoverageStream(NylasStream):
     """One record per partition this run read in full: what the models judge deletions by.

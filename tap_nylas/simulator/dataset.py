@@ -257,6 +257,12 @@ class Dataset:
 
     # -- changes between syncs ------------------------------------------------
 
+    def expire(self, profile: GrantProfile) -> GrantProfile:
+        """The grant's token expires: still listed as valid, every grant call answers 401."""
+        expired = replace(profile, expired=True)
+        self.profiles[profile.index] = expired
+        return expired
+
     def delete(
         self, profile: GrantProfile, stream: str, object_id: str, calendar_id: str | None = None
     ) -> bool:

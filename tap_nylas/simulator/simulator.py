@@ -171,6 +171,13 @@ class NylasSimulator:
         if not self.dataset.update_message(self._profile(grant_id), message_id, fields):
             raise KeyError(f"no message {message_id!r} in grant {grant_id}")
 
+    def expire(self, grant_id: str) -> None:
+        """Expire a grant's token: still listed, as valid; its data answers 401 from now on.
+
+        Its records leave the truth (``records``, ``truth``), as a sync can no longer read them.
+        """
+        self.dataset.expire(self._profile(grant_id))
+
     def _profile(self, grant_id: str) -> GrantProfile:
         profile = self.dataset.resolve(grant_id)
         if profile is None:
