@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The simulator (`nylas_simulator`) is not installed with the tap: import it from the checkout.
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
 VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 TAP = str(VENV_BIN / "tap-nylas")
@@ -32,7 +35,7 @@ API_KEY = "sim-key"
 
 
 class Simulator:
-    """`python -m tap_nylas.simulator` in its own process (its CPU is not the tap's)."""
+    """`python -m nylas_simulator` in its own process (its CPU is not the tap's)."""
 
     def __init__(
         self,
@@ -43,7 +46,7 @@ class Simulator:
         extra: list[str] | None = None,
     ) -> None:
         cmd = [
-            PYTHON, "-m", "tap_nylas.simulator", "--port", "0", "--grants", str(grants),
+            PYTHON, "-m", "nylas_simulator", "--port", "0", "--grants", str(grants),
             "--records", str(records), "--latency", str(latency), "--api-key", API_KEY,
             *(extra or []),
         ]  # fmt: skip

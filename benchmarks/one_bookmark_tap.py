@@ -8,7 +8,7 @@ bookmark, which is what `state_scale.py` compares per-grant bookmarks with.
 Not a correct tap: a grant added later would start from another grant's bookmark.
 """
 
-from tap_nylas.client import GrantScopedStream
+from tap_nylas.partitioned import GrantScopedStream
 from tap_nylas.streams import EventsStream
 from tap_nylas.tap import TapNylas
 

@@ -164,7 +164,7 @@ def _targets(per_grant: tuple[RunResult, SingerStats], ratio: float) -> None:
 def _incremental(
     tmp: Path, grants: int, records: int, first: tuple[RunResult, SingerStats]
 ) -> None:
-    from tap_nylas.simulator import NylasSimulator  # noqa: PLC0415 - only this part needs it
+    from nylas_simulator import NylasSimulator  # noqa: PLC0415 - only this part needs it
 
     state = first[1].final_state or {}
     sim = NylasSimulator(

@@ -24,7 +24,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tap_nylas.simulator import NylasSimulator
+from nylas_simulator import NylasSimulator
 from tap_nylas.tap import TapNylas
 
 API_KEY = "sim-key-sweep-cost"

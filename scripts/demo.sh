@@ -59,7 +59,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 step "Starting the Nylas API simulator (seed $SEED, $GRANTS grants, $RECORDS messages each)"
-.venv/bin/python -m tap_nylas.simulator --port 0 --seed "$SEED" --grants "$GRANTS" \
+.venv/bin/python -m nylas_simulator --port 0 --seed "$SEED" --grants "$GRANTS" \
   --records "$RECORDS" --api-key "$API_KEY" >"$work/simulator.log" 2>&1 &
 sim_pid=$!
 url=""

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import duckdb
 
-from tap_nylas.simulator import NylasSimulator
+# The simulator is not installed with the tap: import it from this checkout.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+from nylas_simulator import NylasSimulator
 
 # A message body can be several MB; DuckDB's default limit per JSON object is 16 MB.
 MAX_OBJECT_BYTES = 256 * 1024 * 1024

@@ -14,7 +14,7 @@ Regenerate after changing the tap's settings:
 
     .venv/bin/python scripts/plugin_definition.py
 
-`--check` writes nothing and exits 1 when a file is out of date (tests/test_meltano_plugin.py
+`--check` writes nothing and exits 1 when a file is out of date (tests/unit/test_meltano_plugin.py
 runs it).
 """
 

@@ -3,34 +3,35 @@
 from __future__ import annotations
 
 import email.utils
-import os
 import threading
 import time
 import typing as t
 from functools import cached_property
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import requests
-import urllib3
 from singer_sdk.authenticators import BearerTokenAuthenticator
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.schema.source import SchemaDirectory, StreamSchema
 from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
-from tap_nylas import __version__, schemas
+from tap_nylas import __version__, inputs, schemas, transport
 from tap_nylas.errors import (
+    AnswerRefusedError,
     ApiKeyRejectedError,
     ApplicationRequestError,
     PartitionFailedError,
     PartitionUnavailableError,
     RepeatedCursorError,
     RetryableError,
+    quote_server_text,
 )
 from tap_nylas.pagination import (
     Paging,
+    checked_records,
+    memory_cost,
     new_paginator,
-    page_records,
     paging_params,
     response_body,
     response_path,
@@ -49,8 +50,6 @@ if t.TYPE_CHECKING:
 
     from tap_nylas.directory import GrantDirectory
     from tap_nylas.services import TapServices
-
-REGION_URLS = {"us": "https://api.us.nylas.com", "eu": "https://api.eu.nylas.com"}
 
 # Substrings Nylas uses when a provider lacks an endpoint (the API's own typo included).
 UNSUPPORTED_MARKERS = (
@@ -71,8 +70,9 @@ def error_type_and_message(response: requests.Response) -> tuple[str, str]:
     except (RetryableError, AttributeError):
         return "", ""
     if not isinstance(error, dict):
-        return "", str(error)
-    return str(error.get("type") or "").rsplit(".", 1)[-1], str(error.get("message") or "")
+        return "", quote_server_text(str(error))
+    kind = quote_server_text(str(error.get("type") or ""), limit=60).rsplit(".", 1)[-1]
+    return kind, quote_server_text(str(error.get("message") or ""))
 
 
 def retry_after_seconds(response: requests.Response | None) -> float | None:
@@ -94,24 +94,14 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
-def read_body(response: requests.Response, deadline: float) -> None:
-    """Read the whole body before `deadline`, or raise: `timeout` is per socket read.
-
-    A response trickling a byte every few seconds never trips a read timeout; it is
-    abandoned here and retried.
-    """
-    chunks = []
-    try:
-        while chunk := response.raw.read1(65536, decode_content=True):
-            chunks.append(chunk)
-            if time.monotonic() > deadline:
-                response.close()
-                msg = f"no whole answer on {response_path(response)} within request_timeout_seconds"
-                raise RetryableError(msg)
-    except (urllib3.exceptions.HTTPError, OSError) as error:
-        msg = f"connection lost while reading {response_path(response)} ({type(error).__name__})"
-        raise RetryableError(msg) from None
-    response._content = b"".join(chunks)  # what `response.content` returns from now on
+def path_segment(name: str, value: object) -> str:
+    """`value` percent-encoded as one URL path segment; refused if it cannot be one."""
+    text = value if isinstance(value, str) else ""
+    if text in {"", ".", ".."} or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:57]}..."
+        msg = f"{name} {shown} from the API cannot name a URL path segment; not requested"
+        raise AnswerRefusedError(msg)
+    return quote(text, safe="")
 
 
 class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, StreamSeam):
@@ -139,12 +129,11 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, StreamSeam):
         """The tap's grant directory: which grants and calendars this run reads."""
         return self.run.directory
 
-    @property
+    @cached_property
     @override
     def url_base(self) -> str:
-        """`api_url` when set, else the host of the configured region."""
-        url = self.config.get("api_url") or REGION_URLS[self.config["region"]]
-        return str(url).rstrip("/")
+        """`api_url` (checked and normalised) when set, else the host of the region."""
+        return inputs.api_base_url(self.config)
 
     @cached_property
     @override
@@ -170,14 +159,7 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, StreamSeam):
         """One session (connection pool) per thread: workers share no socket."""
         session: requests.Session | None = getattr(self._thread_local, "session", None)
         if session is None:
-            session = self._thread_local.session = requests.Session()
-            # Proxy and CA settings from the environment, read once: with trust_env,
-            # requests re-reads the whole environment on every request (a fifth of the
-            # tap's CPU time, measured at 1,000 grants).
-            session.proxies = requests.utils.get_environ_proxies(self.url_base)
-            ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-            session.verify = ca_bundle or True
-            session.trust_env = False
+            session = self._thread_local.session = transport.new_session(self.url_base)
         return session
 
     @cached_property
@@ -205,52 +187,69 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, StreamSeam):
         """A slice reading `context` from its first page."""
         return Slice(dict(context or {}), self.get_new_paginator())
 
+    @override
+    def get_url(self, context: Context | None) -> str:
+        """The endpoint's URL, each `{name}` of its path filled in from `context`, encoded.
+
+        IDs come from the API: `..` would climb the path, `#` or `?` cut it. An ID that
+        cannot name one path segment is refused (that partition fails), never sent.
+        """
+        path = self.path or ""
+        for key, value in (context or {}).items():
+            if f"{{{key}}}" in path:
+                path = path.replace(f"{{{key}}}", path_segment(key, value))
+        return self.url_base + path
+
     def fetch_slice_page(self, piece: Slice) -> list[dict]:
         """One attempt at the next page of `piece`: its records, the slice advanced.
 
         Raises `RetryableError` for what is worth another try, `PartitionUnavailableError`
         for a grant or calendar that cannot be read, and other errors for the rest.
         """
-        paginator = piece.paginator
-        request = self.get_http_request(
-            page=PageContext(stream_context=piece.context, next_page_token=paginator.current_value)
-        )
-        prepared = self.build_prepared_request(
-            method=request.method,
-            url=request.url,
-            params=request.encode_params(),
-            headers=request.headers,
-        )
-        response = self.send(prepared)
-        self.validate_response(response)
-        records = page_records(response_body(response))
-        if records is None:
-            where = response_path(response)
-            msg = f"HTTP {response.status_code} on {where}: no list of records in it"
-            raise RetryableError(msg)
         try:
-            paginator.advance(response)
+            response = self.send(self._prepare(piece))
+        except AnswerRefusedError as error:
+            raise self._give_up(str(error)) from None
+        self.validate_response(response)
+        limit = self.page_size if self.paging else None
+        records = checked_records(response, keys=self._keys, limit=limit)
+        try:
+            piece.paginator.advance(response)
         except RepeatedCursorError:
             raise
         except RuntimeError as error:  # the SDK's loop detection
             raise RepeatedCursorError(str(error)) from None
         piece.pages += 1
-        piece.last_size = len(response.content)
+        piece.last_size = memory_cost(response.content)
         return [r for r in records if piece.holds(r, self.replication_key)]
 
-    def send(self, prepared: requests.PreparedRequest) -> requests.Response:
-        """Send, read the whole body within the request deadline, or raise `RetryableError`."""
-        timeout = float(self.config.get("request_timeout_seconds") or 150)
-        deadline = time.monotonic() + timeout
-        try:
-            response = self.requests_session.send(
-                prepared, stream=True, timeout=(min(timeout, 30.0), timeout)
+    @cached_property
+    def _keys(self) -> tuple[str, ...]:
+        """Primary key fields the records carry (Nylas IDs are text)."""
+        return tuple(self.primary_keys or ())
+
+    def _prepare(self, piece: Slice) -> requests.PreparedRequest:
+        """The request for the next page of `piece`."""
+        request = self.get_http_request(
+            page=PageContext(
+                stream_context=piece.context, next_page_token=piece.paginator.current_value
             )
-        except requests.exceptions.RequestException as error:
-            msg = f"request to {urlparse(prepared.url or '').path} failed ({type(error).__name__})"
-            raise RetryableError(msg) from None
-        read_body(response, deadline)
-        return response
+        )
+        return self.build_prepared_request(
+            method=request.method,
+            url=request.url,
+            params=request.encode_params(),
+            headers=request.headers,
+        )
+
+    def send(self, prepared: requests.PreparedRequest) -> requests.Response:
+        """The whole answer within the request deadline (transport.py)."""
+        return transport.send(
+            self.requests_session,
+            prepared,
+            timeout=float(self.config.get("request_timeout_seconds") or 150),
+            max_bytes=int(self.config.get("max_response_megabytes") or 256) << 20,
+        )
 
     @override
     def validate_response(self, response: requests.Response) -> None:
@@ -292,7 +291,8 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, StreamSeam):
     @override
     def response_error_message(self, response: requests.Response) -> str:
         """Status, path and the Nylas error, without headers, query or secrets."""
-        detail = ": ".join(filter(None, error_type_and_message(response))) or response.reason
+        detail = ": ".join(filter(None, error_type_and_message(response)))
+        detail = detail or quote_server_text(str(response.reason or ""), limit=60)
         return f"HTTP {response.status_code} on {response_path(response)}: {detail}"
 
     @override

@@ -9,6 +9,33 @@ from singer_sdk.exceptions import FatalAPIError
 
 #: The longest the tap waits before a retry, whatever the server or the backoff says.
 MAX_RETRY_WAIT_SECONDS = 120.0
+#: Server text quoted in a log line is cut to this many characters by default.
+SERVER_TEXT_LIMIT = 200
+
+
+def quote_server_text(text: str, limit: int = SERVER_TEXT_LIMIT) -> str:
+    """Text a server sent (an error message, a reason), made safe for one log line.
+
+    A hostile or broken server controls this text: a newline in it would forge a log
+    line of its own, an escape sequence would drive the terminal, a megabyte would
+    flood the log. Newlines, control and other unprintable characters (U+2028, bidi
+    overrides, lone surrogates) are escaped as `repr` does, backslashes doubled so an
+    escape cannot be faked, and the result is cut to `limit` characters with an
+    ellipsis and the original length.
+    """
+    text = str(text)
+    if text.isprintable() and "\\" not in text and len(text) <= limit:
+        return text  # the usual message: nothing to do
+    pieces: list[str] = []
+    used = 0
+    for char in text:
+        # repr of one character: `\n`, `\x1b`, `\u2028`, and `\\` for a backslash
+        piece = char if char.isprintable() and char != "\\" else repr(char)[1:-1]
+        if used + len(piece) > limit:
+            return f"{''.join(pieces)}… ({len(text):,} characters)"
+        pieces.append(piece)
+        used += len(piece)
+    return "".join(pieces)
 
 
 class TapNylasError(Exception):
@@ -29,6 +56,14 @@ class ApplicationRequestError(TapNylasError, FatalAPIError):
 
 class RepeatedCursorError(FatalAPIError):
     """Nylas handed back a cursor it had already given: following it would loop."""
+
+
+class AnswerRefusedError(Exception):
+    """An answer the tap will not read, however often asked: a redirect, an oversized body.
+
+    Not retried: the stream turns it into its partition's failure (grant-scoped) or the
+    run's (application lists).
+    """
 
 
 class RunIncompleteError(TapNylasError):

@@ -18,6 +18,8 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from urllib3.util import parse_url
+
 from tap_nylas.errors import ConfigError, TapNylasError
 from tap_nylas.normalize import iso_epoch
 
@@ -33,6 +35,16 @@ REDACTED = "***"
 # Shorter pieces of a secret are too common to redact without mangling messages.
 MIN_SECRET_PIECE = 4
 EXAMPLES_SHOWN = 5
+
+#: Base URL of each Nylas region.
+REGION_URLS = {"us": "https://api.us.nylas.com", "eu": "https://api.eu.nylas.com"}
+#: Hosts `api_url` may reach over plain http, as urllib3 spells them: this machine only.
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+MAX_PORT = 65535
+# The authority (`user:password@host:port`) of a URL with `scheme://`, as urllib3 cuts it.
+_AUTHORITY = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^\\/?#]*)")
+# A host name as urllib3 hands it back (lower case, IDNA-encoded), or a bracketed IPv6.
+_HOST = re.compile(r"[a-z0-9._-]+|\[[0-9a-f:.]+\]")
 
 
 class InputFileError(TapNylasError):
@@ -105,23 +117,145 @@ def normalise_config(config: dict) -> dict:
     return result
 
 
+def _header_problem(value: str) -> tuple[str, int] | None:
+    """What in `value` an HTTP header cannot carry, and its position (1-based), if any.
+
+    http.client sends header values as Latin-1; requests refuses CR, LF and a leading
+    space, and puts the whole value in its error.
+    """
+    for position, char in enumerate(value, start=1):
+        code = ord(char)
+        if code > 0xFF:
+            return "a character outside Latin-1", position
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            return "a control character", position
+    if value[:1].isspace():
+        return "a leading space", 1
+    return None
+
+
 def check_api_key(key: object) -> None:
     """Fail with one line if `key` cannot be sent as an HTTP header value; never show it."""
     if not isinstance(key, str):
         return  # JSON Schema reports the type, without the value (see `describe_error`)
-    for position, char in enumerate(key, start=1):
-        code = ord(char)
-        if code > 0xFF:
-            kind = "a character outside Latin-1"
-        elif code < 0x20 or 0x7F <= code <= 0x9F:
-            kind = "a control character"
-        else:
-            continue
+    if problem := _header_problem(key):
+        kind, position = problem
         msg = (
             f"api_key has {kind} at position {position}, which cannot be sent in an HTTP "
             "header: copy the key again from the Nylas dashboard (the key is not shown)"
         )
         raise ConfigError(msg)
+
+
+def check_user_agent(user_agent: object) -> None:
+    """Fail with one line if `user_agent` cannot be sent as an HTTP header value.
+
+    A CR or LF would otherwise stop every request with requests' InvalidHeader (a
+    traceback), or, in a client that let it through, inject headers of its own.
+    """
+    if not isinstance(user_agent, str):
+        return  # JSON Schema reports the type
+    if problem := _header_problem(user_agent):
+        kind, position = problem
+        msg = (
+            f"user_agent has {kind} at position {position}, which cannot be sent in an "
+            "HTTP header: use printable Latin-1 text, e.g. acme-etl/1.0"
+        )
+        raise ConfigError(msg)
+
+
+# The API's address.
+
+
+def api_base_url(config: Mapping[str, t.Any]) -> str:
+    """The base URL of every request: `api_url` checked and normalised, else the region's."""
+    if api_url := config.get("api_url"):
+        return check_api_url(str(api_url))
+    region = config.get("region") or "us"
+    if region not in REGION_URLS:
+        msg = f"region must be one of {', '.join(sorted(REGION_URLS))}"
+        raise ConfigError(msg)
+    return REGION_URLS[region]
+
+
+def check_api_url(api_url: str) -> str:
+    r"""`api_url` as the base URL requests will really reach, or one line saying why not.
+
+    Read with urllib3's parser, the one requests connects with: `urllib.parse` reads
+    `http://evil.example\@localhost` as host `localhost` while requests connects to
+    `evil.example`, and would send it the key over plain http. So a character two
+    parsers may read differently (backslash, whitespace, control) is refused before
+    parsing, and so are credentials, a query or fragment, and a port out of range. The
+    result is rebuilt from the parsed parts (`scheme://host[:port][/path]`, no trailing
+    slash); a message shows at most the scheme, host and port, never a password.
+    """
+    for position, char in enumerate(api_url, start=1):
+        if char == "\\":
+            kind = "a backslash"
+        elif char.isspace():
+            kind = "whitespace"
+        elif not char.isprintable():
+            kind = "a control or unprintable character"
+        else:
+            continue
+        msg = (
+            f"api_url has {kind} at position {position}, which HTTP libraries read in "
+            "different ways (the URL is not shown)"
+        )
+        raise ConfigError(msg)
+    authority = match.group(1) if (match := _AUTHORITY.match(api_url)) else None
+    try:
+        url = parse_url(api_url)
+    except ValueError:  # urllib3's message quotes the whole URL, password included
+        raise ConfigError(_unparsable(authority)) from None
+    if authority is None or url.scheme not in {"http", "https"} or not url.host:
+        shown = f", got {_shown(url, authority)!r}" if authority is not None else ""
+        msg = f"api_url must be an http(s) URL such as https://api.us.nylas.com{shown}"
+        raise ConfigError(msg)
+    shown = _shown(url, authority)
+    if "@" in authority:
+        msg = (
+            f"api_url must not hold credentials (user:password@), got {shown!r}: Nylas "
+            "takes only api_key; a proxy's credentials go in HTTPS_PROXY"
+        )
+        raise ConfigError(msg)
+    if not _HOST.fullmatch(url.host):
+        msg = f"api_url has an invalid host name, got {shown!r}"
+        raise ConfigError(msg)
+    if url.port is not None and not (isinstance(url.port, int) and 1 <= url.port <= MAX_PORT):
+        msg = f"api_url has port {url.port}: a port is a number from 1 to {MAX_PORT}"
+        raise ConfigError(msg)
+    if url.query is not None or url.fragment is not None:
+        msg = (
+            f"api_url must not have a query (?...) or fragment (#...), got {shown!r}: "
+            "it is a base URL, e.g. https://api.us.nylas.com"
+        )
+        raise ConfigError(msg)
+    if url.scheme == "http" and url.host not in LOCAL_HOSTS:
+        msg = (
+            f"api_url must use https (plain http only for localhost/127.0.0.1/[::1]), got {shown!r}"
+        )
+        raise ConfigError(msg)
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{url.scheme}://{url.host}{port}{(url.path or '').rstrip('/')}"
+
+
+def _shown(url: t.Any, authority: str | None) -> str:
+    """`scheme://host:port` of a parsed URL, with `***@` for any credentials."""
+    credentials = f"{REDACTED}@" if authority and "@" in authority else ""
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{url.scheme}://{credentials}{url.host or ''}{port}"
+
+
+def _unparsable(authority: str | None) -> str:
+    """Why urllib3 could not read `api_url`, from its authority, without quoting it."""
+    host_port = (authority or "").rpartition("@")[2]
+    port = host_port.rpartition("]")[2] if host_port.startswith("[") else host_port
+    if ":" in port:
+        digits = port.rpartition(":")[2]
+        if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= MAX_PORT:
+            return f"api_url has a port that is not a number from 1 to {MAX_PORT} (not shown)"
+    return "api_url is not a valid URL, e.g. https://api.us.nylas.com (the URL is not shown)"
 
 
 def secret_values(config: Mapping[str, t.Any]) -> list[str]:
@@ -139,6 +273,10 @@ def secret_values(config: Mapping[str, t.Any]) -> list[str]:
             secrets += [parts.username or "", parts.password or ""]
         except ValueError:
             secrets.append(url)  # not even a URL: show none of it
+        # urllib3 may cut `user:password@` elsewhere than urllib.parse: both are secret.
+        if (match := _AUTHORITY.match(url)) and "@" in match.group(1):
+            userinfo = match.group(1).rpartition("@")[0]
+            secrets += [userinfo, *userinfo.split(":")]
     pieces = {s for s in secrets if len(s) >= MIN_SECRET_PIECE}
     return sorted(pieces, key=len, reverse=True)  # longest first: a piece inside the whole
 
@@ -148,19 +286,6 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, REDACTED)
     return text
-
-
-def redact_url(url: object) -> str:
-    """`url` for a message: `user:password@` replaced by `***@`."""
-    text = str(url)
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return "(not shown: not a URL)"
-    if parts.username is None and parts.password is None:
-        return text
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{REDACTED}@{host}").geturl()
 
 
 def describe_error(error: ValidationError, secret: frozenset[str] = SECRET_SETTINGS) -> str:

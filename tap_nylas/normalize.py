@@ -3,6 +3,9 @@
 Each case comes from Nylas's own SDK and CLI fixtures (README, "Types"). A value that
 does not fit its schema type fails a typed load (target-postgres validates every
 record), so it is converted here, in place, before the record is cut to the catalog.
+
+The free-form `settings` of grants and connectors also lose their secret-looking keys
+here (README, "Security"), unless `keep_secret_settings` is set.
 """
 
 from __future__ import annotations
@@ -76,6 +79,58 @@ def scheduled_message(row: dict) -> None:
         row["schedule_id"] = as_text(row.get("schedule_id"))
 
 
+#: A `settings` key is secret-looking when its name, lower-cased and without `_`, `-`,
+#: `.` or spaces, contains one of these (`client_secret`, `clientSecret`, `imap_password`,
+#: `refresh_token`, `api-key`, `private_key_id`, ...). Erring on the side of dropping:
+#: a warehouse keeps what it is given, and these would let anyone who reads it act as
+#: the application or the user.
+SECRET_NAME_FRAGMENTS = (
+    "secret",
+    "password",
+    "passwd",
+    "passphrase",
+    "token",
+    "apikey",
+    "privatekey",
+)
+#: Streams whose records carry a free-form `settings` object.
+SETTINGS_STREAMS = frozenset({"grants", "connectors"})
+#: Nesting checked for secrets; anything deeper is dropped unread (a hostile answer
+#: can nest up to the decoder's limit, ~1,000 levels).
+MAX_SETTINGS_DEPTH = 16
+_SEPARATORS = str.maketrans("", "", "_-. ")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a settings key looks like it holds a secret (`SECRET_NAME_FRAGMENTS`)."""
+    folded = str(name).lower().translate(_SEPARATORS)
+    return any(fragment in folded for fragment in SECRET_NAME_FRAGMENTS)
+
+
+def without_secrets(value: t.Any, depth: int = 0) -> t.Any:
+    """`value` with every secret-looking key of every object in it left out (a copy)."""
+    if isinstance(value, dict):
+        return {
+            name: without_secrets(item, depth + 1)
+            for name, item in value.items()
+            if not is_secret_name(name)
+            and (depth < MAX_SETTINGS_DEPTH or not isinstance(item, (dict, list)))
+        }
+    if isinstance(value, list):
+        return [
+            without_secrets(item, depth + 1)
+            for item in value
+            if depth < MAX_SETTINGS_DEPTH or not isinstance(item, (dict, list))
+        ]
+    return value
+
+
+def drop_secret_settings(row: dict) -> None:
+    """`settings` (grants, connectors) without its secret-looking keys, at any depth."""
+    if isinstance(settings := row.get("settings"), (dict, list)):
+        row["settings"] = without_secrets(settings)
+
+
 NORMALIZERS: dict[str, Callable[[dict], None]] = {
     "folders": folder,
     "contacts": contact,
@@ -86,9 +141,19 @@ NORMALIZERS: dict[str, Callable[[dict], None]] = {
 DERIVED: dict[str, dict[str, str]] = {"folders": {"system_folder_role": "system_folder"}}
 
 
-def normalizer(stream: str) -> Callable[[dict], None] | None:
-    """The stream's type fixes, if it has any."""
-    return NORMALIZERS.get(stream)
+def normalizer(stream: str, *, keep_secret_settings: bool = False) -> Callable[[dict], None] | None:
+    """The stream's type fixes, then (grants, connectors) the dropping of secret settings."""
+    fix = NORMALIZERS.get(stream)
+    if keep_secret_settings or stream not in SETTINGS_STREAMS:
+        return fix
+    if fix is None:
+        return drop_secret_settings
+
+    def fix_and_drop(row: dict) -> None:
+        fix(row)
+        drop_secret_settings(row)
+
+    return fix_and_drop
 
 
 def derived_fields(stream: str) -> dict[str, str]:

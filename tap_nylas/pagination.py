@@ -16,6 +16,16 @@ if t.TYPE_CHECKING:
 
 _decode_json = msgspec.json.Decoder().decode
 
+#: Pages of one list (or one slice of it) before the tap stops following it: 10 million
+#: records at 200 a page, past any real mailbox, so only a server that never ends hits it.
+MAX_PAGES = 50_000
+#: Empty pages in a row that still carry a cursor: a real list has a few at most (short
+#: pages are documented), a server that never ends has them forever.
+MAX_EMPTY_PAGES_IN_A_ROW = 20
+#: What a decoded JSON value costs in memory beyond its bytes, roughly (tracemalloc: a
+#: page of 200 small records costs 7-12x its JSON, one of 200 mail messages 1.6x).
+VALUE_OVERHEAD_BYTES = 96
+
 
 def response_path(response: requests.Response) -> str:
     """The path a response answers, for messages: never the query (it may hold tokens)."""
@@ -32,7 +42,7 @@ def response_body(response: requests.Response) -> t.Any:
     if body is None:
         try:
             body = _decode_json(response.content) if response.content else {}
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # not JSON, or nested past any sense
             kind = response.headers.get("Content-Type") or "no content type"
             msg = (
                 f"HTTP {response.status_code} on {response_path(response)}: "
@@ -41,6 +51,12 @@ def response_body(response: requests.Response) -> t.Any:
             raise RetryableError(msg) from None
         response._nylas_body = body  # type: ignore[attr-defined]
     return body
+
+
+def memory_cost(content: bytes) -> int:
+    """Bytes a decoded page holds in memory, estimated from its JSON without decoding it."""
+    values = content.count(b",") + content.count(b"{") + content.count(b"[")
+    return len(content) + VALUE_OVERHEAD_BYTES * values
 
 
 def page_records(body: t.Any) -> list[dict] | None:
@@ -61,6 +77,35 @@ def page_records(body: t.Any) -> list[dict] | None:
     return None
 
 
+def checked_records(
+    response: requests.Response, *, keys: tuple[str, ...], limit: int | None
+) -> list[dict]:
+    """The page's records, each a JSON object whose `keys` are text (or absent).
+
+    Anything else is an answer the tap does not understand: retried, never read. A
+    numeric key becomes its text (the Node SDK types `schedule_id` as a number).
+    """
+    records = page_records(response_body(response))
+    problem = None
+    if records is None:
+        problem = "no list of records in it"
+    elif not all(isinstance(r, dict) for r in records):
+        problem = "records that are not JSON objects"
+    elif limit is not None and len(records) > limit:
+        problem = "more records than the limit asked"
+    else:
+        for record, key in [(r, k) for r in records for k in keys if type(r.get(k)) is not str]:
+            value = record.get(key)
+            if type(value) is int:
+                record[key] = str(value)
+            elif value is not None:
+                problem = f"a record whose {key} is not text"
+    if problem is not None:
+        msg = f"HTTP {response.status_code} on {response_path(response)}: {problem}"
+        raise RetryableError(msg)
+    return t.cast("list[dict]", records)
+
+
 class CursorPaginator(BaseAPIPaginator["str | None"]):
     """`next_cursor` → `page_token`, until the cursor is null or empty.
 
@@ -72,19 +117,35 @@ class CursorPaginator(BaseAPIPaginator["str | None"]):
         """Start before the first page."""
         super().__init__(None)
         self._seen: set[str] = set()
+        self._pages = 0
+        self._empty_in_a_row = 0
 
     @override
     def get_next(self, response: requests.Response) -> str | None:
         """The next page token, or None at the end of the list."""
-        cursor = response_body(response).get("next_cursor") or None
-        if cursor is not None:
-            if cursor in self._seen:
-                msg = (
-                    f"Nylas returned a page cursor it had already returned while listing "
-                    f"{response_path(response)}; stopping instead of looping forever"
-                )
-                raise RepeatedCursorError(msg)
-            self._seen.add(cursor)
+        body = response_body(response)
+        cursor = (body.get("next_cursor") if isinstance(body, dict) else None) or None
+        if cursor is None:
+            return None
+        if not isinstance(cursor, str):
+            msg = f"a page cursor that is not text on {response_path(response)}"
+            raise RetryableError(msg)
+        where = response_path(response)
+        if cursor in self._seen:
+            msg = (
+                f"Nylas returned a page cursor it had already returned while listing "
+                f"{where}; stopping instead of looping forever"
+            )
+            raise RepeatedCursorError(msg)
+        self._seen.add(cursor)
+        self._pages += 1
+        self._empty_in_a_row = 0 if page_records(body) else self._empty_in_a_row + 1
+        if self._empty_in_a_row >= MAX_EMPTY_PAGES_IN_A_ROW or self._pages >= MAX_PAGES:
+            msg = (
+                f"listing {where} does not end ({self._pages} pages, the last "
+                f"{self._empty_in_a_row} empty, each with a new cursor); stopping"
+            )
+            raise RepeatedCursorError(msg)
         return cursor
 
 
@@ -95,17 +156,32 @@ class OffsetPagePaginator(BaseAPIPaginator[int]):
         """Start at offset 0 asking for `limit` records a page."""
         super().__init__(0)
         self._limit = limit
+        self._pages = 0
+        self._last_ids: list[t.Any] = []
 
     @override
     def get_next(self, response: requests.Response) -> int | None:
         """The next offset: past what this page actually held."""
         body = response_body(response)
-        count = len(page_records(body) or ())
-        # The server echoes the limit it applied, which may be lower than the one asked for.
+        records = page_records(body) or []
+        # The server echoes the limit it applied, which may be lower than the one asked
+        # for; never higher (an echoed 1000 for 200 asked would end the list early).
         applied = body.get("limit") if isinstance(body, dict) else None
-        if count == 0 or count < (applied or self._limit):
+        limit = self._limit
+        if type(applied) is int and 0 < applied < limit:
+            limit = applied
+        if not records or len(records) < limit:
             return None
-        return int(self.current_value) + count
+        ids = [r.get("id") if isinstance(r, dict) else None for r in records]
+        self._pages += 1
+        if ids == self._last_ids or self._pages >= MAX_PAGES:
+            msg = (
+                f"listing {response_path(response)} does not end ({self._pages} full pages"
+                f"{', the same page again' if ids == self._last_ids else ''}); stopping"
+            )
+            raise RepeatedCursorError(msg)
+        self._last_ids = ids
+        return int(self.current_value) + len(records)
 
 
 #: Paging styles a stream declares: "cursor" for grant-scoped lists, "offset" for the

@@ -123,7 +123,9 @@ class CatalogFieldsMixin(_Stream):
 
     @cached_property
     def _normalize(self) -> Callable[[dict], None] | None:
-        return normalizer(self.name)
+        # `is True`: only the boolean the setting's schema allows keeps secrets.
+        keep = self.config.get("keep_secret_settings") is True
+        return normalizer(self.name, keep_secret_settings=keep)
 
     def shape_record(self, row: dict, context: Context | None = None) -> dict:
         """Fix provider type variants, then keep only the catalog's fields."""

@@ -9,14 +9,13 @@ import sys
 import threading
 import typing as t
 from functools import cached_property
-from urllib.parse import urlparse
 
 import click
 from singer_sdk import typing as th
 from typing_extensions import override
 
 from tap_nylas import inputs
-from tap_nylas.client import REGION_URLS, NylasStream
+from tap_nylas.client import NylasStream
 from tap_nylas.coverage import CoverageLedger, bookmark_index, partition_key
 from tap_nylas.directory import GrantDirectory, Shard
 from tap_nylas.errors import ConfigError, RunIncompleteError
@@ -31,7 +30,6 @@ from tap_nylas.versions import ActivateVersionSetting
 if t.TYPE_CHECKING:
     from singer_sdk import Stream
 
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 MAX_LOOKBACK_DAYS = 3650
 MAX_LOOKAHEAD_DAYS = 1825
 MAX_INCREMENTAL_LOOKBACK = 30 * 86400
@@ -111,7 +109,7 @@ class TapNylas(ActivateVersionSetting, TapSeam):
             "region",
             th.StringType,
             default="us",
-            allowed_values=sorted(REGION_URLS),
+            allowed_values=sorted(inputs.REGION_URLS),
             description="Region of the Nylas application: `us` (api.us.nylas.com) or `eu` "
             "(api.eu.nylas.com).",
         ),
@@ -208,6 +206,14 @@ class TapNylas(ActivateVersionSetting, TapSeam):
             "at 120 s server-side.",
         ),
         th.Property(
+            "max_response_megabytes",
+            th.IntegerType(minimum=1, maximum=4096),
+            default=256,
+            description="Largest answer the tap reads, in MB once decoded (a small gzip body "
+            "can decode to gigabytes); a larger one fails its grant (or the run, for the "
+            "application's lists). 1 to 4096; a page of 200 messages with bodies is a few MB.",
+        ),
+        th.Property(
             "max_retries",
             th.IntegerType(minimum=0, maximum=20),
             default=5,
@@ -228,6 +234,14 @@ class TapNylas(ActivateVersionSetting, TapSeam):
             description="Seconds between progress lines per running stream (partitions "
             "done/total, records, rate, time left), up to 86400; 0 turns them off.",
         ),
+        th.Property(
+            "keep_secret_settings",
+            th.BooleanType,
+            default=False,
+            description="Keep secret-looking keys (`client_secret`, `password`, `token`, "
+            "`api_key`, `private_key`, ...) in the `settings` of grants and connectors. By "
+            "default they are dropped from the records, at any depth.",
+        ),
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
@@ -247,8 +261,9 @@ class TapNylas(ActivateVersionSetting, TapSeam):
     def check_settings(self) -> None:
         """Fail fast, with one line, on settings that would fail later or leak the key."""
         inputs.check_api_key(self.config.get("api_key"))
+        inputs.check_user_agent(self.config.get("user_agent"))
         if api_url := self.config.get("api_url"):
-            self.check_api_url(str(api_url))
+            inputs.check_api_url(str(api_url))
         if self.start_epoch is not None and self.start_epoch > self.initialized_at // 1000:
             msg = (
                 f"start_date {self.config['start_date']} is in the future: the run would read "
@@ -256,21 +271,6 @@ class TapNylas(ActivateVersionSetting, TapSeam):
             )
             raise ConfigError(msg)
         Shard.parse(self.config.get("grant_shard"))
-
-    @staticmethod
-    def check_api_url(api_url: str) -> None:
-        """An http(s) URL, https unless local; shown without any credentials in it."""
-        try:
-            url = urlparse(api_url)
-            host = url.hostname
-        except ValueError:
-            url, host = None, None
-        if url is None or url.scheme not in {"http", "https"} or not host:
-            msg = f"api_url must be an http(s) URL, got {inputs.redact_url(api_url)!r}"
-            raise ConfigError(msg)
-        if url.scheme == "http" and host not in LOCAL_HOSTS:
-            msg = "api_url must use https (plain http only for localhost/127.0.0.1)"
-            raise ConfigError(msg)
 
     @cached_property
     def start_epoch(self) -> int | None:
