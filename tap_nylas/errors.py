@@ -113,3 +113,8 @@ class PartitionUnavailableError(FatalAPIError):
         self.status = status
         self.error_type = error_type
         super().__init__(f"HTTP {status} {error_type or 'error'}: {message or 'no message'}")
+
+
+def describe_context(context: t.Mapping[str, t.Any]) -> str:
+    """`grant_id g1, calendar_id c1`: a partition as log lines and errors name it."""
+    return ", ".join(f"{k} {v}" for k, v in context.items())

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from urllib3.util import parse_url
 
-from tap_nylas.errors import ConfigError, TapNylasError
+from tap_nylas.errors import ConfigError, TapNylasError, describe_context
 from tap_nylas.normalize import iso_epoch
 
 if t.TYPE_CHECKING:
@@ -405,7 +405,7 @@ class _Repair:
         if not isinstance(entry, dict) or not isinstance(context, dict):
             self._add("have no partition context", "dropped", repr(entry)[:80])
             return None
-        where = ", ".join(f"{k} {v}" for k, v in context.items())
+        where = describe_context(context)
         declared = entry.get("replication_key")
         if declared is not None and declared != self.key:
             problem = f"are on {declared!r}, not {self.key!r}"

@@ -16,6 +16,7 @@ from tap_nylas.errors import (
     PartitionUnavailableError,
     RepeatedCursorError,
     TapNylasError,
+    describe_context,
 )
 from tap_nylas.slicing import Slice, Slicing
 
@@ -25,11 +26,6 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_nylas.scheduler import Partition, Scheduler
-
-
-def describe_context(context: t.Mapping[str, t.Any]) -> str:
-    """`grant_id g1, calendar_id c1`: a partition as log lines and errors name it."""
-    return ", ".join(f"{k} {v}" for k, v in context.items())
 
 
 class GrantScopedStream(NylasStream):

@@ -18,10 +18,10 @@ from tap_nylas import inputs
 from tap_nylas.client import NylasStream
 from tap_nylas.coverage import CoverageLedger, bookmark_index, partition_key
 from tap_nylas.directory import GrantDirectory, Shard
-from tap_nylas.errors import ConfigError, RunIncompleteError
+from tap_nylas.errors import ConfigError, RunIncompleteError, describe_context
 from tap_nylas.normalize import iso_epoch
 from tap_nylas.output import ProportionalStateWriter, WholeLineWriter
-from tap_nylas.partitioned import GrantScopedStream, describe_context
+from tap_nylas.partitioned import GrantScopedStream
 from tap_nylas.scheduler import Scheduler
 from tap_nylas.sdk import TapSeam, user_errors
 from tap_nylas.streams import STREAM_TYPES
