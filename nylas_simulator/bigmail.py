@@ -8,6 +8,7 @@ every other grant. Dates grow denser toward the present, so time-range slicing m
 from __future__ import annotations
 
 import bisect
+import threading
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import overload
@@ -169,6 +170,23 @@ class LargeMailbox:
         self.messages = LazyRecords(self.message, order, keys)
         torder, tkeys = _sorted_desc(self._plan.latest_received)
         self.threads = LazyRecords(self.thread, torder, tkeys)
+        self._folder_members: dict[str, array] = {}
+        self._folder_lock = threading.Lock()
+
+    def folder_listing(self, folder: str) -> LazyRecords:
+        """The messages of ``folder``, oldest first, each naming only that folder.
+
+        Which messages a folder holds is worked out once per folder (building every
+        message once); pages then build only their own records.
+        """
+        with self._folder_lock:
+            members = self._folder_members.get(folder)
+            if members is None:
+                ascending = sorted(range(self.n), key=lambda i: (self._plan.dates[i], i))
+                members = array("l", (i for i in ascending if folder in self.message(i)["folders"]))
+                self._folder_members[folder] = members
+        keys = array("q", (self._plan.dates[i] for i in members))
+        return LazyRecords(lambda i: {**self.message(i), "folders": [folder]}, members, keys)
 
     def message(self, i: int) -> Record:
         """Message ``i`` (generation order, not serving order)."""
