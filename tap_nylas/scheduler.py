@@ -8,9 +8,13 @@ worker runs next is the most urgent runnable request:
 * the partition being written first, then partitions in stream and list order, so the
   next stream's partitions are fetched while the current one drains (no stream barrier);
 * at most `per_grant` requests of one grant in flight, across its streams and slices;
+* a slice in a `lane` (a grant's IMAP history) has a budget of its own inside the
+  grant's: at most `Lane.per_grant` of the grant's requests in it, and `Lane.total` of
+  all grants', so slow requests of a lane never fill every worker;
 * a request that failed waits out its backoff in the queue, not on a thread, and only
   it waits; a 429 on a grant path with a `Retry-After` holds that grant's other
-  requests for that long (never another grant's); on an application
+  requests for that long (never another grant's; a 429 in a lane holds only the
+  grant's requests in that lane); on an application
   endpoint it holds every request and halves the number in flight until successes grow
   it back.
 
@@ -54,6 +58,16 @@ OPEN_PER_WORKER = 4
 #: application limit is per second: at 8 workers and ~100 ms a request, 10 successes
 #: bring one more back about every quarter second (20 took 2.7 s from 4 to 8, measured).
 SUCCESSES_PER_STEP = 10
+
+
+@dataclass(frozen=True)
+class Lane:
+    """A budget for some slices of a grant, within its `per_grant` budget."""
+
+    #: Requests of one grant in this lane in flight at most.
+    per_grant: int
+    #: Requests of all grants in this lane in flight at most.
+    total: int
 
 
 class PagedStream(t.Protocol):
@@ -155,6 +169,7 @@ class Scheduler:
         open_limit: int | None = None,
         progress_interval: float = 0,
         read_ahead: bool = True,
+        lanes: dict[str, Lane] | None = None,
     ) -> None:
         """Schedule `streams` (in sync order) on `workers` threads.
 
@@ -175,7 +190,12 @@ class Scheduler:
         self._open: dict[Partition, None] = {}  # a set in opening order
         self._seq = itertools.count()
         self._grant_busy: Counter[str] = Counter()
-        self._grant_resume: dict[str, float] = {}
+        self._lanes = dict(lanes or {})
+        self._lane_busy: Counter[tuple[str, str]] = Counter()
+        self._lane_total: Counter[str] = Counter()
+        #: When a grant's requests (key: grant ID) or its requests in a lane (key: grant
+        #: ID, lane) may run again after a 429 with `Retry-After`.
+        self._grant_resume: dict[str | tuple[str, str], float] = {}
         self._app_resume = 0.0
         self._in_flight = 0
         self._writing_index = -1
@@ -347,6 +367,9 @@ class Scheduler:
             with self._cv:
                 self._in_flight -= 1
                 self._grant_busy[task.partition.grant_id] -= 1
+                if (lane := task.slice.lane) is not None:
+                    self._lane_busy[task.partition.grant_id, lane] -= 1
+                    self._lane_total[lane] -= 1
                 try:
                     self._settle(task, outcome)
                 except Exception as error:  # a stream hook failed: its partition fails,
@@ -364,9 +387,7 @@ class Scheduler:
                 best: _Task | None = None
                 if self._in_flight < self._limit and self._app_resume <= now:
                     for task in self._tasks:
-                        ready_at = max(
-                            task.not_before, self._grant_resume.get(task.partition.grant_id, 0)
-                        )
+                        ready_at = max(task.not_before, self._resume_at(task))
                         if ready_at > now:
                             wake = min(wake, ready_at)
                         elif self._runnable(task) and (
@@ -379,14 +400,30 @@ class Scheduler:
                     self._tasks.remove(best)
                     self._in_flight += 1
                     self._grant_busy[best.partition.grant_id] += 1
+                    if (lane := best.slice.lane) is not None:
+                        self._lane_busy[best.partition.grant_id, lane] += 1
+                        self._lane_total[lane] += 1
                     return best
                 self._cv.wait(max(wake - now, 0.001))
             return None
+
+    def _resume_at(self, task: _Task) -> float:
+        """When a 429 lets the task's grant (or the grant's lane of it) run again."""
+        grant = task.partition.grant_id
+        held = self._grant_resume.get(grant, 0.0)
+        if task.slice.lane is not None:
+            held = max(held, self._grant_resume.get((grant, task.slice.lane), 0.0))
+        return held
 
     def _runnable(self, task: _Task) -> bool:
         partition = task.partition
         if self._grant_busy[partition.grant_id] >= self.per_grant:
             return False
+        if (lane := task.slice.lane) is not None and (budget := self._lanes.get(lane)):
+            if self._lane_busy[partition.grant_id, lane] >= budget.per_grant:
+                return False
+            if self._lane_total[lane] >= budget.total:
+                return False
         return (partition.writing and self._read_ahead) or self._may_buffer(partition)
 
     def _may_buffer(self, partition: Partition) -> bool:
@@ -458,7 +495,9 @@ class Scheduler:
             # flight after each 429 instead took a 20,000-message mailbox under 6% faults
             # from 17.5 s to 28 s (measured).
             if error.retry_after is not None:  # the mailbox said how long to stay away
-                self._grant_resume[grant] = max(self._grant_resume.get(grant, 0.0), now + wait)
+                # In a lane (an IMAP server behind query_imap), only that lane waits.
+                key = grant if task.slice.lane is None else (grant, task.slice.lane)
+                self._grant_resume[key] = max(self._grant_resume.get(key, 0.0), now + wait)
         elif error.scope == "application":
             self.throttle_application(wait)
         task.not_before = now + wait
