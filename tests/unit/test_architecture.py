@@ -25,7 +25,7 @@ LAYERS = [
     {"client"},
     {"services", "versions", "selection", "output"},
     {"scheduler", "directory", "sdk"},
-    {"progress", "inputs"},
+    {"progress", "inputs", "history"},
     {"slicing", "pagination", "transport", "normalize", "schemas", ""},
     {"errors"},
 ]
