@@ -176,15 +176,18 @@ class LargeMailbox:
     def folder_listing(self, folder: str) -> LazyRecords:
         """The messages of ``folder``, oldest first, each naming only that folder.
 
-        Which messages a folder holds is worked out once per folder (building every
+        Which messages each folder holds is worked out on the first call (building every
         message once); pages then build only their own records.
         """
         with self._folder_lock:
-            members = self._folder_members.get(folder)
-            if members is None:
+            if not self._folder_members:  # every folder's members, building each message once
                 ascending = sorted(range(self.n), key=lambda i: (self._plan.dates[i], i))
-                members = array("l", (i for i in ascending if folder in self.message(i)["folders"]))
-                self._folder_members[folder] = members
+                members_of: dict[str, array] = {f["id"]: array("l") for f in self.folders}
+                for i in ascending:
+                    for name in self.message(i)["folders"]:
+                        members_of.setdefault(name, array("l")).append(i)
+                self._folder_members = members_of
+            members = self._folder_members.get(folder, array("l"))
         keys = array("q", (self._plan.dates[i] for i in members))
         return LazyRecords(lambda i: {**self.message(i), "folders": [folder]}, members, keys)
 
