@@ -118,6 +118,8 @@ class HistorySlice(Slice):
     new_paginator: Callable[[str | None], BaseAPIPaginator] | None = None
     #: Called with (folders done, folders, pass) as each folder is done.
     on_folder: Callable[[int, int, str], None] | None = None
+    #: The next page is the one a stopped run saved (its cursor may have expired since).
+    resuming: bool = False
     _done: bool = False
 
     @property
@@ -153,6 +155,7 @@ class HistorySlice(Slice):
 
     def take(self, records: list[dict], cursor: str | None) -> list[dict]:
         """What of a page (read at `cursor`) goes to the writer; then on to what is next."""
+        self.resuming = False
         kept = [r for r in records if self._wanted(r)]
         position = (self.folder_id, cursor)
         out: list[dict] = []
@@ -196,8 +199,17 @@ class HistorySlice(Slice):
             self.indexing = False
             self.folder, cursor = self._resume_point()
             self._restart(cursor)
+            self.resuming = cursor is not None
         else:
             self._done = True
+
+    def restart_folder(self) -> None:
+        """Read the folder in progress from its first page (its saved cursor was refused).
+
+        What the stopped run emitted of it before that page is emitted again.
+        """
+        self.resuming = False
+        self._restart(None)
 
     def _resume_point(self) -> tuple[int, str | None]:
         """Where the message pass starts: where the last run stopped, if it did.

@@ -9,7 +9,7 @@ from functools import cached_property
 from typing_extensions import override
 
 from tap_nylas.client import NylasStream
-from tap_nylas.errors import PartitionUnavailableError
+from tap_nylas.errors import PartitionFailedError, PartitionUnavailableError
 from tap_nylas.history import (
     CONTEXT_KEY,
     IMAP_PROVIDERS,
@@ -248,7 +248,22 @@ class MessagesStream(GrantScopedStream):
                 return []
         cursor = piece.paginator.current_value
         piece.context = {**piece.context, HISTORY_PARAMS: piece.params()}
-        return piece.take(super().fetch_slice_page(piece), cursor)
+        try:
+            records = super().fetch_slice_page(piece)
+        except PartitionFailedError as error:
+            if not piece.resuming:
+                raise
+            # A page cursor saved by a stopped run may have expired: that folder again.
+            self.logger.warning(
+                "imap history: grant %s: the saved page of folder %s was refused (%s); "
+                "reading that folder from its first page",
+                piece.context["grant_id"],
+                piece.folder_id,
+                error,
+            )
+            piece.restart_folder()
+            return []
+        return piece.take(records, cursor)
 
     @override
     def split_slice(self, piece: Slice, records: list[dict], capacity: int) -> list[Slice] | None:

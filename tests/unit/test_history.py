@@ -120,6 +120,11 @@ def test_a_resumed_history_reads_from_the_page_in_progress() -> None:
     # The message pass starts at Receipts, page p2: INBOX was emitted by the killed run.
     assert piece.folder_id == "Receipts"
     assert t.cast("FakePaginator", piece.paginator).current_value == "p2"
+    assert piece.resuming  # were that page's cursor refused, the folder restarts:
+    piece.restart_folder()
+    assert t.cast("FakePaginator", piece.paginator).current_value is None
+    assert not piece.resuming
+    piece.paginator = FakePaginator("p2")  # type: ignore[assignment]
     emitted = page(piece, listing["Receipts"], last=True)
     emitted += page(piece, listing["Sent"], last=True)
     real = {r["id"]: r["folders"] for r in emitted if r["id"]}

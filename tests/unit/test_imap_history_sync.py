@@ -151,3 +151,29 @@ def test_a_history_that_fails_mid_folder_resumes_at_its_page(
         if m["grant_id"] == grant and m["date"] < before
     }
     assert len(old) - len(set(old)) <= 7
+
+
+def test_a_saved_page_cursor_that_expired_rereads_that_folder(
+    sim: NylasSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    grant = sorted(imap_grants(sim))[0]
+    folders = sorted(f["id"] for f in sim.records("folders") if f["grant_id"] == grant)
+    before = int(time.time()) - 88 * 86400
+    saved = {"before": before, "folder": folders[0], "cursor": "expired-cursor"}
+    state = {
+        "bookmarks": {
+            "messages": {"partitions": [{"context": {"grant_id": grant}, "imap_history": saved}]}
+        }
+    }
+    with caplog.at_level(logging.WARNING):
+        result = run_sync(config(sim, grant_ids=[grant]), STREAMS, state=state)
+
+    assert "was refused" in caplog.text
+    old = {(r["grant_id"], r["id"]) for r in result.records["messages"] if r["date"] < before}
+    assert old == {
+        (m["grant_id"], m["id"])
+        for m in sim.records("messages")
+        if m["grant_id"] == grant and m["date"] < before
+    }
+    entry = result.states[-1]["bookmarks"]["messages"]["partitions"][0]
+    assert entry["imap_history"] == {"done": True}
