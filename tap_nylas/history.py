@@ -11,8 +11,9 @@ in two passes over the grant's folders (in ID order):
 1. an index: every folder listed with `select=id,date`, to learn which folders hold
    each message older than the cache (a few dozen bytes a message: 20,000 messages
    are about 2 MB, held only while the grant's history is read);
-2. the messages: every folder listed again in full; a message is emitted once, from
-   the first folder that holds it, with every folder it was found in.
+2. the messages: every folder listed again in full; a message is emitted once, where
+   it is met first (the first folder that holds it, unless it moved since the index),
+   with every folder it was found in.
 
 History keeps `[start_date, before)`, where `before` is fixed when a grant's history
 starts (`TRUSTED_CACHE_DAYS` before that run) and kept in its state; the grant's cache
@@ -114,6 +115,10 @@ class HistorySlice(Slice):
     indexing: bool = True
     #: Message ID → indexes of the folders it was found in, first one first.
     index: dict[str, list[int]] = field(default_factory=dict)
+    #: IDs the message pass emitted (a message moved between the passes is met once).
+    emitted: set[str] = field(default_factory=set)
+    #: The folder the message pass started from (after the folders a stopped run read).
+    first_read: int = 0
     #: A fresh paginator, starting at a cursor (None: the first page).
     new_paginator: Callable[[str | None], BaseAPIPaginator] | None = None
     #: Called with (folders done, folders, pass) as each folder is done.
@@ -167,11 +172,19 @@ class HistorySlice(Slice):
         else:
             assert self.folders is not None  # noqa: S101 - listed before any page
             for record in kept:
-                found = self.index.setdefault(record["id"], [self.folder])
-                if found[0] == self.folder:  # else emitted from an earlier folder
-                    record["folders"] = [self.folders[i] for i in found]
-                    record[POSITION] = position
-                    out.append(record)
+                mid = record["id"]
+                found = self.index.get(mid, [])
+                # Emitted already: this run, or by the stopped run it resumes (from a
+                # folder before the one it stopped in).
+                if mid in self.emitted or (found and found[0] < self.first_read):
+                    continue
+                self.emitted.add(mid)
+                # Met first here: folders read before this one no longer held it (it
+                # moved since the index, or was never indexed), the others may.
+                where = sorted({i for i in found if i > self.folder} | {self.folder})
+                record["folders"] = [self.folders[i] for i in where]
+                record[POSITION] = position
+                out.append(record)
             if not out:
                 out.append({"id": "", POSITION: position})
         if self.paginator.finished:
@@ -198,6 +211,7 @@ class HistorySlice(Slice):
         elif self.indexing:
             self.indexing = False
             self.folder, cursor = self._resume_point()
+            self.first_read = self.folder
             self._restart(cursor)
             self.resuming = cursor is not None
         else:

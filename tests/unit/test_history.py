@@ -140,3 +140,15 @@ def test_a_resume_folder_gone_restarts_the_message_pass() -> None:
 
 def test_a_grant_without_folders_has_no_history_to_read() -> None:
     assert history(HistoryPlan(BEFORE, None), []).finished
+
+
+def test_a_message_moved_between_the_passes_is_still_emitted_once() -> None:
+    piece = history(HistoryPlan(BEFORE, None), ["A", "B", "C"])
+    for records in ([msg("m", 1), msg("n", 2)], [msg("o", 3)], []):  # index: m, n in A; o in B
+        page(piece, records, last=True)
+    emitted = page(piece, [msg("n", 2)], last=True)  # A: m moved out of it, to C
+    emitted += page(piece, [msg("o", 3), msg("n", 2)], last=True)  # B: n copied into it
+    emitted += page(piece, [msg("m", 1)], last=True)  # C
+    real = [r for r in emitted if r["id"]]
+    assert sorted(r["id"] for r in real) == ["m", "n", "o"]
+    assert {r["id"]: r["folders"] for r in real} == {"m": ["C"], "n": ["A"], "o": ["B"]}
