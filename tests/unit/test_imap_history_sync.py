@@ -11,6 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from nylas_simulator import NylasSimulator
+from tap_nylas.history import LANE as HISTORY_LANE
+from tap_nylas.scheduler import Lane
+from tap_nylas.tap import TapNylas
 from tests.support import run_sync, sync
 
 IMAP = ("imap", "yahoo", "icloud")
@@ -177,3 +180,18 @@ def test_a_saved_page_cursor_that_expired_rereads_that_folder(
     }
     entry = result.states[-1]["bookmarks"]["messages"]["partitions"][0]
     assert entry["imap_history"] == {"done": True}
+
+
+@pytest.mark.parametrize(
+    ("settings", "lane"),
+    [
+        ({}, Lane(per_grant=1, total=4)),  # half of max_concurrency 8
+        ({"max_concurrency": 1}, Lane(per_grant=1, total=1)),
+        ({"imap_history_max_requests": 3}, Lane(per_grant=1, total=3)),
+        ({"imap_history_max_requests": 64, "max_concurrency": 2}, Lane(per_grant=1, total=2)),
+    ],
+)
+def test_history_requests_have_their_own_budget(settings: dict, lane: Lane) -> None:
+    tap = TapNylas(config={"api_key": "k", **settings}, validate_config=False)
+    assert tap.scheduler._lanes == {HISTORY_LANE: lane}
+    tap.scheduler.close()
