@@ -11,9 +11,14 @@ Scenarios (each its own table; a simulator process per scenario, no large bodies
        about the same records) and as the large mailbox grows 10x (20k -> 200k).
     E  messages only (20 grants x 1,000), with and without `body` selected in the catalog:
        bytes the simulator sent, and wall time.
+    F  a real application's size: 400 grants of small mailboxes (~14,700 records, ~3,600
+       requests), lognormal latency (mean 300 ms), ~6% faults, at most 4 in flight per
+       grant; the tap at max_concurrency 64, its default (256) and 512, the ceiling with
+       256 workers honouring the per-grant limit, and the tap's default on the same data at
+       0 ms without faults (F0; its CPU per request is the tap's own cost).
 
-Rows: the tap with `max_concurrency: 1`, the tap with its defaults (`max_concurrency` 8,
-`max_requests_per_grant` 4), and `ceiling_client.py` with 8 worker threads (page-level
+Rows: the tap with `max_concurrency: 1`, the tap with its defaults (`max_concurrency` 256,
+`max_requests_per_grant` 4), and `ceiling_client.py` with 8 worker threads (256 in F) (page-level
 scheduling, retries that hold no worker, a 429 pausing only its grant; in C at most 4 in
 flight per grant, as the server allows). Every client gets `backoff_factor` 0.5 and
 `start_date` 2024-01-01, and meets the same sequence of faults and latencies (drawn in
@@ -25,13 +30,20 @@ no-body row (the ceiling has no catalog).
 Columns: wall s (start-up included); RECORDs; records/s; requests and retries (requests
 answered 429/5xx, dropped, or not data, from the simulator's request log); idle s (seconds
 between the first request's start and the last one's end with nothing in flight, from the
-log); MB sent (response bytes on the wire, from the log); peak RSS MB of the client
-(getrusage of a fresh wrapper process); sim RSS MB (the simulator's VmHWM).
+log); in flight (mean requests in flight between the first start and the last end, from
+the log); CPU s (user + system of the client process); peak RSS MB of the client
+(getrusage of a fresh wrapper process); sim RSS MB (the simulator's VmHWM); bound s, the
+least wall time any client allowed as many requests in flight could take, from the
+row's own log: max(requests x mean latency / requests in flight allowed, the busiest
+grant's requests x mean latency / its per-grant limit + the Retry-After seconds it was
+answered). (mc=1's bound is its requests x mean latency.)
 
 Targets (printed met/MISSED, not asserted): A and B default wall <= 1.1x the ceiling's;
-C default >= 6x faster than mc=1; D records/s not below the README's 13,600/s at latency 0
-(2-core machine: +-15% run to run); D peak RSS flat (<= 1.25x) as grants and the mailbox
-grow 10x.
+C default >= 6x faster than mc=1 and within 1.25x of its bound; D records/s not below the
+README's 13,600/s at latency 0 (2-core machine: +-15% run to run); D peak RSS flat
+(<= 1.25x) as grants and the mailbox grow 10x; F default within 1.3x of the best row's
+bound and <= 1.5x its own wall at 0 ms (F0); F at 256 >= 200 in flight on average; F0
+tap CPU per request <= 1.1 ms.
 
 Usage: .venv/bin/python benchmarks/throughput.py [--quick] [--keep]
 """
@@ -43,6 +55,7 @@ import json
 import shutil
 import sys
 import time
+import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +79,12 @@ README_RATE = 13_600  # records/s, tap default at latency 0, README "Performance
 ALL = "all"
 MC1, DEFAULT, CEIL, NOBODY = "tap mc=1", "tap default", "ceiling x8", "tap default, no body"
 CEIL_TAP_POLICY = "ceiling x8, app 429 pauses all"
+MC64, MC512, CEIL256 = "tap mc=64", "tap mc=512", "ceiling x256"
+DEFAULT_CONCURRENCY = 256  # the tap's max_concurrency default (tap.py)
+PER_GRANT = 4  # max_requests_per_grant, the tap's default and every tap row's setting
+#: Requests in flight each client is allowed (max_concurrency, or ceiling workers).
+ALLOWED = {MC1: 1, DEFAULT: DEFAULT_CONCURRENCY, NOBODY: DEFAULT_CONCURRENCY, CEIL: 8,
+           CEIL_TAP_POLICY: 8, MC64: 64, MC512: 512, CEIL256: 256}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -114,6 +133,9 @@ class Row:
     sent_mb: float
     sim_rss: float | None
     by_stream: dict[str, int] = field(default_factory=dict)
+    cpu: float = 0.0
+    in_flight: float = 0.0
+    bound: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -157,6 +179,7 @@ def scenarios(quick: bool) -> list[Scenario]:
                 streams="messages",
                 clients=(DEFAULT, NOBODY),
             ),
+            *scenario_f(40, 10, 0.05),
         ]
     return [
         Scenario("A", "A: 50 grants x 200, all 12 streams, 100 ms", 50, 200, 0.1),
@@ -207,6 +230,33 @@ def scenarios(quick: bool) -> list[Scenario]:
             streams="messages",
             clients=(DEFAULT, NOBODY),
         ),
+        *scenario_f(400, 10, 0.3),
+    ]
+
+
+def scenario_f(grants: int, records: int, latency: float) -> list[Scenario]:
+    """F: many small grants under faults and a per-grant limit; F0: the same data at 0 ms."""
+    return [
+        Scenario(
+            "F",
+            f"F: {grants} grants x {records}, lognormal {latency * 1000:.0f} ms, 6% faults, "
+            "4/grant",
+            grants,
+            records,
+            latency,
+            True,
+            0.06,
+            grant_concurrency=PER_GRANT,
+            clients=(MC64, DEFAULT, MC512, CEIL256),
+        ),
+        Scenario(
+            "F0",
+            f"F0: the same {grants} grants at 0 ms, no faults",
+            grants,
+            records,
+            grant_concurrency=PER_GRANT,
+            clients=(DEFAULT,),
+        ),
     ]
 
 
@@ -241,7 +291,7 @@ def run_client(client: str, sc: Scenario, sim: Simulator, tmp: Path) -> Row:
     # An empty log, and the faults and latencies from their start: every client meets the
     # same sequence (drawn in arrival order), not the next stretch of it.
     sim.take_log(rewind=True)
-    if client in (CEIL, CEIL_TAP_POLICY):
+    if client in (CEIL, CEIL_TAP_POLICY, CEIL256):
         cmd = [
             PYTHON,
             CEILING,
@@ -252,7 +302,7 @@ def run_client(client: str, sc: Scenario, sim: Simulator, tmp: Path) -> Row:
             "--start-date",
             START_DATE,
             "--workers",
-            "8",
+            str(ALLOWED[client]),
             "--backoff-factor",
             str(BACKOFF),
             "--per-grant",
@@ -265,8 +315,8 @@ def run_client(client: str, sc: Scenario, sim: Simulator, tmp: Path) -> Row:
     else:
         config: dict = {"api_key": API_KEY, "api_url": sim.url, "start_date": START_DATE,
                         "backoff_factor": BACKOFF, "max_requests_per_grant": 4}  # fmt: skip
-        if client == MC1:
-            config["max_concurrency"] = 1
+        if client in (MC1, MC64, MC512):
+            config["max_concurrency"] = ALLOWED[client]
         config_path = write_json(tmp, f"{tag}.config.json", config)
         cat = catalog(config_path, sc.streams, body=client != NOBODY)
         catalog_path = write_json(tmp, f"{tag}.catalog.json", cat)
@@ -289,7 +339,45 @@ def run_client(client: str, sc: Scenario, sim: Simulator, tmp: Path) -> Row:
         sum(e["bytes"] for e in log) / 1e6,
         sim.rss_mb(),
         stats.records_by_stream,
+        run.cpu,
+        mean_in_flight(log),
+        lower_bound(log, ALLOWED[client], sc.grant_concurrency or PER_GRANT),
     )
+
+
+def mean_in_flight(log: list[dict]) -> float:
+    """Requests in flight on average between the first start and the last end."""
+    if not log:
+        return 0.0
+    span = max(e["end"] for e in log) - min(e["start"] for e in log)
+    return sum(e["end"] - e["start"] for e in log) / span if span > 0 else 0.0
+
+
+def lower_bound(log: list[dict], allowed: int, per_grant: int) -> float:
+    """The least wall time for these requests at this latency, `allowed` in flight at once.
+
+    max(all requests x mean latency / allowed, the busiest grant's requests x mean latency
+    / min(per_grant, allowed) + the Retry-After seconds that grant was answered).
+    """
+    if not log:
+        return 0.0
+    latency = sum(e["duration"] for e in log) / len(log)
+    per: dict[str, list[dict]] = {}
+    for entry in log:
+        if entry.get("grant_id"):
+            per.setdefault(entry["grant_id"], []).append(entry)
+    grant_bound = 0.0
+    for entries in per.values():
+        holds = sum(_seconds(e.get("retry_after")) for e in entries)
+        grant_bound = max(grant_bound, len(entries) * latency / min(per_grant, allowed) + holds)
+    return max(len(log) * latency / allowed, grant_bound)
+
+
+def _seconds(retry_after: str | None) -> float:
+    try:
+        return max(0.0, float(retry_after or 0))
+    except ValueError:
+        return 0.0
 
 
 def idle_seconds(log: list[dict]) -> float:
@@ -323,7 +411,18 @@ def main() -> int:
         with Simulator(sc.grants, sc.records, sc.latency, extra=sc.simulator_args()) as sim:
             # Unmeasured: the simulator makes each grant's data on first use.
             print(f"... {sc.title}: warm-up (ceiling, not measured)", flush=True)
-            warm = [PYTHON, CEILING, "--url", sim.url, "--workers", "8", "--backoff-factor", "0"]
+            workers = str(max(8, min(100, sc.grants // 4)))
+            warm = [
+                PYTHON,
+                CEILING,
+                "--url",
+                sim.url,
+                "--workers",
+                workers,
+                "--backoff-factor",
+                "0",
+            ]
+            warm += ["--per-grant", str(sc.grant_concurrency or 0)]
             run_measured(warm, tmp / "warm.out", tmp / "warm.err")
             for client in sc.clients:
                 rows.append(run_client(client, sc, sim, tmp))
@@ -345,9 +444,12 @@ def report(rows: list[Row]) -> None:
         "requests",
         "retries",
         "idle s",
+        "in flight",
+        "CPU s",
         "MB sent",
         "peak RSS MB",
         "sim RSS MB",
+        "bound s",
         "exit",
     ]
     for key in dict.fromkeys(r.scenario.key for r in rows):
@@ -362,14 +464,17 @@ def report(rows: list[Row]) -> None:
                 r.requests,
                 r.retries,
                 r.idle,
+                r.in_flight,
+                r.cpu,
                 r.sent_mb,
                 r.rss,
                 r.sim_rss,
+                r.bound,
                 r.exit,
             ]
             for r in group
         ]
-        if CEIL not in {r.client for r in group}:
+        if CEIL not in {r.client for r in group} and key not in ("F", "F0"):
             body.append([CEIL, *["-"] * (len(headers) - 1)])
         print(table(headers, body))
         counts = {r.client: r.by_stream for r in group if r.client != NOBODY}
@@ -377,6 +482,12 @@ def report(rows: list[Row]) -> None:
             print("!! record counts differ between clients:")
             for client, c in counts.items():
                 print(f"   {client}: {c}")
+
+    report_targets(rows)
+
+
+def report_targets(rows: list[Row]) -> None:
+    """Each target, met or MISSED."""
 
     def find(key: str, client: str) -> Row | None:
         return next((r for r in rows if r.scenario.key == key and r.client == client), None)
@@ -396,6 +507,10 @@ def report(rows: list[Row]) -> None:
     if slow and fast:
         x = slow.wall / fast.wall
         _target(f"C: tap default >= 6x faster than mc=1: {x:.2f}x", x >= 6)
+    if fast:
+        x = fast.wall / fast.bound
+        _target(f"C: tap default within 1.25x of its bound {fast.bound:.1f} s: {x:.2f}x", x <= 1.25)
+    report_f(find)
     d = find("D", DEFAULT)
     if d:
         _target(
@@ -417,6 +532,33 @@ def report(rows: list[Row]) -> None:
             f"({nobody.sent_mb / full.sent_mb:.2f}x), wall {nobody.wall:.1f} s vs "
             f"{full.wall:.1f} s"
         )
+
+
+def report_f(find: t.Callable[[str, str], Row | None]) -> None:
+    """Scenario F's targets: against the best row's bound, its own 0 ms run, in flight, CPU."""
+    default, zero = find("F", DEFAULT), find("F0", DEFAULT)
+    taps = [r for c in (MC64, DEFAULT, MC512) if (r := find("F", c))]
+    if default and taps:
+        best = min(taps, key=lambda r: r.bound)
+        x = default.wall / best.bound
+        _target(
+            f"F: tap default within 1.3x of the best row's bound ({best.client}, "
+            f"{best.bound:.1f} s): {x:.2f}x",
+            x <= 1.3,
+        )
+    if default and zero:
+        x = default.wall / zero.wall
+        _target(
+            f"F: tap default <= 1.5x its own wall at 0 ms ({zero.wall:.1f} s): {x:.2f}x", x <= 1.5
+        )
+    if default:
+        _target(
+            f"F: mean in flight at max_concurrency 256 >= 200: {default.in_flight:.0f}",
+            default.in_flight >= 200,
+        )
+    if zero and zero.requests:
+        ms = 1000 * zero.cpu / zero.requests
+        _target(f"F0: tap CPU per request at 0 ms <= 1.1 ms: {ms:.2f} ms", ms <= 1.1)
 
 
 def _target(text: str, met: bool) -> None:

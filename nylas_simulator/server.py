@@ -182,6 +182,8 @@ class App:
             "start": ticket.t,
             "end": finished,
             "bytes": sent,
+            # the Retry-After answered, if any: benchmarks add up a grant's holds from it
+            "retry_after": outcome.headers.get("Retry-After") if outcome else None,
         }
         with self._lock:
             self._in_flight -= 1

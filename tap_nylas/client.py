@@ -29,9 +29,9 @@ from tap_nylas.errors import (
 )
 from tap_nylas.pagination import (
     Paging,
+    checked_records,
     memory_cost,
     new_paginator,
-    page_records,
     paging_params,
     response_body,
     response_path,
@@ -211,20 +211,8 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, StreamSeam):
         except AnswerRefusedError as error:
             raise self._give_up(str(error)) from None
         self.validate_response(response)
-        records = page_records(response_body(response))
-        where = response_path(response)
-        if records is None:
-            msg = f"HTTP {response.status_code} on {where}: no list of records in it"
-            raise RetryableError(msg)
-        if not all(isinstance(r, dict) for r in records):
-            msg = f"HTTP {response.status_code} on {where}: records that are not JSON objects"
-            raise RetryableError(msg)
-        if any(not isinstance(r.get(k), (str, type(None))) for r in records for k in self._keys):
-            msg = f"HTTP {response.status_code} on {where}: a record whose key is not text"
-            raise RetryableError(msg)
-        if self.paging and len(records) > self.page_size:
-            msg = f"HTTP {response.status_code} on {where}: more records than the limit asked"
-            raise RetryableError(msg)
+        limit = self.page_size if self.paging else None
+        records = checked_records(response, keys=self._keys, limit=limit)
         try:
             piece.paginator.advance(response)
         except RepeatedCursorError:
@@ -323,9 +311,15 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, StreamSeam):
         """`attempt()`, retried on `RetryableError` with backoff (or `Retry-After`)."""
         retries = int(self.config["max_retries"])
         factor = float(self.config["backoff_factor"])
+        throttle = self.run.application_throttle if self.admin_endpoint else None
         for tries in range(retries + 1):
             try:
-                return attempt()
+                if throttle is None:
+                    return attempt()
+                with throttle.slot():
+                    records = attempt()
+                throttle.succeeded()
+                return records
             except RepeatedCursorError as error:
                 raise self._give_up(str(error)) from None
             except RetryableError as error:
@@ -333,7 +327,7 @@ class NylasStream(ActivateVersionMixin, CatalogFieldsMixin, StreamSeam):
                     detail = f"{error} (still failing after {retries} retries)"
                     raise self._give_up(detail) from None
                 wait = error.wait(tries + 1, factor)
-                if error.scope == "application":  # the application's limit: workers too
+                if error.scope == "application":  # application requests only: grants go on
                     self.run.application_throttled(wait)
                 self.logger.warning(
                     "Retrying %s in %.1f s (try %d): %s", self.name, wait, tries + 1, error

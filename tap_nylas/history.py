@@ -48,6 +48,8 @@ TRUSTED_CACHE_DAYS = 88
 STATE_KEY = "imap_history"
 #: The scheduler lane of history requests (their own budget, their own 429 holds).
 LANE = "imap_history"
+#: History requests in flight across all grants by default (`imap_history_max_requests`).
+REQUESTS = 16
 #: Key of a history partition's context.
 CONTEXT_KEY = "imap_history"
 #: Where in the history a record was read (folder, cursor): carried to the writer.

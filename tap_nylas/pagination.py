@@ -77,6 +77,35 @@ def page_records(body: t.Any) -> list[dict] | None:
     return None
 
 
+def checked_records(
+    response: requests.Response, *, keys: tuple[str, ...], limit: int | None
+) -> list[dict]:
+    """The page's records, each a JSON object whose `keys` are text (or absent).
+
+    Anything else is an answer the tap does not understand: retried, never read. A
+    numeric key becomes its text (the Node SDK types `schedule_id` as a number).
+    """
+    records = page_records(response_body(response))
+    problem = None
+    if records is None:
+        problem = "no list of records in it"
+    elif not all(isinstance(r, dict) for r in records):
+        problem = "records that are not JSON objects"
+    elif limit is not None and len(records) > limit:
+        problem = "more records than the limit asked"
+    else:
+        for record, key in [(r, k) for r in records for k in keys if type(r.get(k)) is not str]:
+            value = record.get(key)
+            if type(value) is int:
+                record[key] = str(value)
+            elif value is not None:
+                problem = f"a record whose {key} is not text"
+    if problem is not None:
+        msg = f"HTTP {response.status_code} on {response_path(response)}: {problem}"
+        raise RetryableError(msg)
+    return t.cast("list[dict]", records)
+
+
 class CursorPaginator(BaseAPIPaginator["str | None"]):
     """`next_cursor` → `page_token`, until the cursor is null or empty.
 

@@ -11,6 +11,7 @@ import typing as t
 if t.TYPE_CHECKING:
     from tap_nylas.directory import GrantDirectory
     from tap_nylas.scheduler import Scheduler
+    from tap_nylas.throttle import ApplicationThrottle
 
 
 class TapServices(t.Protocol):
@@ -32,8 +33,12 @@ class TapServices(t.Protocol):
     def initialized_at(self) -> int:
         """When the run started, epoch milliseconds."""
 
+    @property
+    def application_throttle(self) -> ApplicationThrottle:
+        """Holds application requests (never grant ones) after the application's 429s."""
+
     def application_throttled(self, wait: float) -> None:
-        """A 429 on an application endpoint: hold back for `wait` seconds."""
+        """A 429 on an application endpoint: application requests hold back for `wait` s."""
 
     def report_failure(self, stream: str, context: dict, error: Exception) -> None:
         """A partition failed: the run ends non-zero once all else is synced."""

@@ -16,6 +16,7 @@ import typing as t
 import pytest
 
 from nylas_simulator import NylasSimulator
+from tap_nylas.tap import TapNylas
 from tests.support import API_KEY
 from tests.support.bookmarks import FUTURE, _values
 
@@ -240,3 +241,12 @@ def test_the_cli_repairs_a_hand_edited_state(tmp_path: t.Any, sim: NylasSimulato
     values = _values(second.last_state, "messages")
     assert FUTURE not in values
     assert all(isinstance(v, int) and v < FUTURE for v in values if v is not None)
+
+
+def test_max_concurrency_goes_up_to_512_and_513_is_one_clear_line(
+    config: dict, tmp_path: t.Any
+) -> None:
+    config["max_concurrency"] = 512
+    assert TapNylas(config=config).config["max_concurrency"] == 512
+    run = cli(tmp_path, config={"api_key": API_KEY, "max_concurrency": 513})
+    run.assert_one_clean_error("513 is greater than the maximum of 512", "max_concurrency")

@@ -24,7 +24,7 @@ LAYERS = [
     {"partitioned"},
     {"client"},
     {"services", "versions", "selection", "output"},
-    {"scheduler", "directory", "sdk"},
+    {"scheduler", "directory", "sdk", "throttle"},
     {"progress", "inputs", "history"},
     {"slicing", "pagination", "transport", "normalize", "schemas", ""},
     {"errors"},

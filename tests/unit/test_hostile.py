@@ -163,9 +163,10 @@ def test_an_application_endpoint_refusing_stops_the_run_with_one_line(
     assert hint in errors[-1]
 
 
-def test_an_application_429_also_holds_back_the_grant_workers(
+def test_an_application_429_holds_application_requests_only(
     api: FakeNylas, config: dict, caplog: pytest.LogCaptureFixture
 ) -> None:
+    config["max_concurrency"] = 8  # application requests halve from 8 to 4
     api.connectors.append({"provider": "google"})
     api.mocker.get(
         "https://nylas.test/v3/connectors",
@@ -179,7 +180,8 @@ def test_an_application_429_also_holds_back_the_grant_workers(
         result, error = sync(config, ["calendars", "connectors", "messages"])
     assert error is None
     assert [r["provider"] for r in result.records["connectors"]] == ["google"]
-    assert "Nylas throttled the application: 4 requests in flight at most" in caplog.text
+    assert "Nylas throttled the application: 4 application requests in flight" in caplog.text
+    assert "(grant requests go on)" in caplog.text
     assert sorted(r["id"] for r in result.records["messages"]) == ["g1-m", "g2-m"]
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from nylas_simulator import NylasSimulator
+from tap_nylas.directory import GrantDirectory
 from tap_nylas.history import LANE as HISTORY_LANE
 from tap_nylas.scheduler import Lane
 from tap_nylas.tap import TapNylas
@@ -185,13 +186,17 @@ def test_a_saved_page_cursor_that_expired_rereads_that_folder(
 @pytest.mark.parametrize(
     ("settings", "lane"),
     [
-        ({}, Lane(per_grant=1, total=4)),  # half of max_concurrency 8
+        ({}, Lane(per_grant=1, total=16)),  # a fixed number, not a share of the workers
         ({"max_concurrency": 1}, Lane(per_grant=1, total=1)),
         ({"imap_history_max_requests": 3}, Lane(per_grant=1, total=3)),
         ({"imap_history_max_requests": 64, "max_concurrency": 2}, Lane(per_grant=1, total=2)),
     ],
 )
-def test_history_requests_have_their_own_budget(settings: dict, lane: Lane) -> None:
+def test_history_requests_have_their_own_budget(
+    settings: dict, lane: Lane, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 100 grants: workers are capped at max_requests_per_grant x grants, not below the lane.
+    monkeypatch.setattr(GrantDirectory, "grants", property(lambda _: [None] * 100))
     tap = TapNylas(config={"api_key": "k", **settings}, validate_config=False)
     assert tap.scheduler._lanes == {HISTORY_LANE: lane}
     tap.scheduler.close()

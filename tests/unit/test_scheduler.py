@@ -1,4 +1,7 @@
-"""The scheduler on its own: throttling scope, per-grant limit, completion order, failures."""
+"""The scheduler on its own: throttling scope, per-grant limit, completion order, failures.
+
+And the application throttle (throttle.py), which holds application requests only.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from singer_sdk.pagination import BaseAPIPaginator
 from tap_nylas.errors import PartitionFailedError, RetryableError
 from tap_nylas.scheduler import Scheduler
 from tap_nylas.slicing import Slice
+from tap_nylas.throttle import SUCCESSES_PER_STEP, ApplicationThrottle
 
 Outcome = t.Union[list[dict], Exception, float]  # noqa: UP007 - a float is a delay in seconds
 
@@ -125,22 +129,72 @@ def test_a_grant_429_delays_that_grant_only() -> None:
     assert max(others) < 0.6  # nobody else waited for it
 
 
-def test_an_application_429_pauses_everything_and_halves_concurrency(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_an_application_429_does_not_hold_grant_requests() -> None:
+    throttle = ApplicationThrottle(8)
+    throttle.throttled(60)  # the application is held for a minute
     stream = FakeStream("messages", ["a", "b", "c", "d"], pages=2)
-    stream.script["a"] = [RetryableError("HTTP 429", retry_after=0.5, scope="application")]
     scheduler = make([stream])
-    started = time.monotonic()
 
-    with caplog.at_level(logging.INFO):
-        write_all(scheduler, stream)
+    result: list[tuple[list[str], dict[str, Exception]]] = []
+    writer = threading.Thread(target=lambda: result.append(write_all(scheduler, stream)))
+    writer.daemon = True
+    writer.start()
+    writer.join(10)
 
-    after = sorted(at - started for _, at in stream.requests)
-    # the first round went out at once; everything after the 429 waited for it
-    assert any(t_ < 0.1 for t_ in after)
-    assert all(t_ >= 0.5 for t_ in after if t_ > 0.1)
-    assert "2 requests in flight at most" in caplog.text
+    assert result, "grant requests waited for the application's hold"
+    order, errors = result[0]
+    assert sorted(order) == ["a", "b", "c", "d"]
+    assert not errors
+    assert len(stream.requests) == 8
+    entered = threading.Event()
+
+    def application_request() -> None:
+        with throttle.slot():
+            entered.set()
+
+    threading.Thread(target=application_request, daemon=True).start()
+    assert not entered.wait(0.2)  # application requests are still held
+
+
+def test_application_requests_halve_on_429_and_grow_back(caplog: pytest.LogCaptureFixture) -> None:
+    throttle = ApplicationThrottle(8)
+    with caplog.at_level(logging.INFO, logger="tap-nylas.throttle"):
+        throttle.throttled(0)
+        assert throttle.limit == 4
+        throttle.throttled(0)
+        assert throttle.limit == 2
+        for _ in range(SUCCESSES_PER_STEP * 6):
+            throttle.succeeded()
+    assert throttle.limit == 8  # back up, never past the ceiling
+    assert "Nylas throttled the application: 4 application requests in flight" in caplog.text
+    assert "Application requests in flight back up to 8 of 8" in caplog.text
+
+
+def test_halved_application_requests_run_that_many_at_once() -> None:
+    throttle = ApplicationThrottle(4)
+    throttle.throttled(0)  # 2 at once
+    inside, peak, lock, release = 0, 0, threading.Lock(), threading.Event()
+
+    def application_request() -> None:
+        nonlocal inside, peak
+        with throttle.slot():
+            with lock:
+                inside += 1
+                peak = max(peak, inside)
+            release.wait(5)
+            with lock:
+                inside -= 1
+
+    threads = [threading.Thread(target=application_request, daemon=True) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    with lock:
+        assert inside == 2
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert peak == 2
 
 
 def test_a_5xx_delays_only_the_request_that_failed() -> None:
@@ -289,3 +343,52 @@ def test_the_slice_with_the_most_pages_left_goes_first() -> None:
     # First pages first (they tell the sizes), then the longest slice while it is longest.
     assert fetched[:5] == [0, 1, 2, 1, 1]
     assert sorted(fetched) == [0, 1, 1, 1, 1, 2, 2]
+
+
+def test_hundreds_of_workers_all_have_a_request_in_flight_when_there_is_work() -> None:
+    # Every request waits until 256 are in flight at once: only a scheduler that keeps
+    # every worker busy (no take serialised behind a walk of the queue, no wake-up lost)
+    # lets the run finish without the 10 s escape hatch.
+    workers = 256
+    stream = FakeStream("messages", [f"g{n}" for n in range(400)], pages=2)
+    everyone_in = threading.Event()
+    in_flight, peak, lock = 0, 0, threading.Lock()
+    fetch = stream.fetch_slice_page
+
+    def fetch_slice_page(piece: Slice) -> list[dict]:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+            if in_flight >= workers:
+                everyone_in.set()
+        everyone_in.wait(10)
+        try:
+            return fetch(piece)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    stream.fetch_slice_page = fetch_slice_page  # type: ignore[method-assign]
+    order, errors = write_all(make([stream], workers=workers, per_grant=4), stream)
+
+    assert everyone_in.is_set()
+    assert peak == workers
+    assert len(order) == 400
+    assert not errors
+    assert len(stream.requests) == 800
+
+
+def test_a_held_grant_and_a_backoff_need_no_busy_worker_to_resume() -> None:
+    # One worker, idle while the only requests wait out a Retry-After hold and a
+    # backoff: it must wake up for them on its own.
+    stream = FakeStream("messages", ["a", "b"], pages=2)
+    stream.script["a"] = [RetryableError("HTTP 429", retry_after=0.2, scope="grant")]
+    stream.script["b"] = [RetryableError("HTTP 503")]
+    scheduler = make([stream], workers=1, backoff_factor=0.1)
+
+    order, errors = write_all(scheduler, stream)
+
+    assert sorted(order) == ["a", "b"]
+    assert not errors
+    assert len(stream.requests) == 4  # a failed try counts as a page in FakeStream
