@@ -6,7 +6,7 @@ import time
 import typing as t
 
 from tap_nylas.errors import RetryableError
-from tap_nylas.scheduler import Lane
+from tap_nylas.scheduler import Lane, Partition, _Task
 from tap_nylas.slicing import Slice
 from tests.unit.test_scheduler import FakeStream, _Pages, make, write_all
 
@@ -78,3 +78,34 @@ def test_a_429_in_a_lane_holds_only_that_grants_lane() -> None:
     assert h1[1] >= 0.6  # its retry waited for Retry-After
     assert max(others) < 0.6  # another grant's history did not wait
     assert min(at - started for _, at in cache.requests) < 0.6  # nor h1's cache read
+
+
+def _task(
+    scheduler_stream: FakeStream, grant: str, order: tuple[int, int], lane: str | None
+) -> _Task:
+    partition = Partition(scheduler_stream, {"grant_id": grant}, order)  # type: ignore[arg-type]
+    return _Task(partition, Slice({"grant_id": grant}, _Pages(1), lane=lane), order[1])
+
+
+def test_a_request_waiting_on_its_lane_leaves_the_grant_slot_and_runs_when_the_lane_frees() -> None:
+    history = LanedStream("messages_history", ["h1", "h2"])
+    cache = LanedStream("messages", ["h2"], lane=False)
+    scheduler = make([history, cache], per_grant=1, lanes={"history": Lane(1, 1)})
+    other = _task(history, "h1", (0, 0), "history")  # h1's history holds the lane's one slot
+    scheduler._grant_busy["h1"] = 1
+    scheduler._lane_busy["h1", "history"] = 1
+    scheduler._lane_total["history"] = 1
+    ended = _task(cache, "h2", (1, 9), None)  # and a cache read holds h2's one slot
+    scheduler._grant_busy["h2"] = 1
+    waiting_history = _task(history, "h2", (0, 1), "history")
+    waiting_cache = _task(cache, "h2", (1, 2), None)
+    scheduler._enqueue(waiting_history)
+    scheduler._enqueue(waiting_cache)
+    now = time.monotonic()
+    assert scheduler._pop_runnable(now) is None  # both wait for h2's slot
+
+    scheduler._free_slot(ended)  # h2's slot frees: its history is first, but the lane is full
+
+    assert scheduler._pop_runnable(now) is waiting_cache  # the cache read takes the slot
+    scheduler._free_slot(other)  # the lane's slot frees: the history waiting on it runs
+    assert scheduler._pop_runnable(now) is waiting_history
