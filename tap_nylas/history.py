@@ -21,7 +21,9 @@ reads keep `[before, ...)` meanwhile, so nothing is emitted by both. Per grant t
 holds `{"before", "folder", "cursor"}` (where the message pass is: the page whose records
 are being written) until the history is read whole, then only `{"done": true}`.
 
-A leaf above `slicing`: it knows slices and records, not streams.
+`ImapHistory` is the strategy a stream declares to read it (`messages`), as its base:
+the history partitions, their slice, their state, their bounds against the cache. It
+reads the folder IDs that `FolderIndex` (`folders`) noted as they were written.
 """
 
 from __future__ import annotations
@@ -31,11 +33,15 @@ from dataclasses import dataclass, field
 
 from typing_extensions import override
 
+from tap_nylas.errors import PartitionFailedError
+from tap_nylas.pagination import CursorPaginator, new_paginator
+from tap_nylas.partitioned import GrantScopedStream
 from tap_nylas.slicing import DAY, Slice
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from singer_sdk.helpers.types import Context
     from singer_sdk.pagination import BaseAPIPaginator
 
 #: Providers whose mail Nylas caches for a rolling 90 days only.
@@ -54,6 +60,8 @@ REQUESTS = 16
 CONTEXT_KEY = "imap_history"
 #: Where in the history a record was read (folder, cursor): carried to the writer.
 POSITION = "_imap_history_position"
+#: Context key of a history page's query parameters (folder, `query_imap`, `select`).
+PARAMS = "_history_params"
 #: Fields the index pass asks for.
 INDEX_FIELDS = ("id", "date")
 
@@ -259,3 +267,185 @@ def done_state() -> dict:
 def history_entry(entry: Mapping[str, t.Any]) -> object:
     """A grant's saved history, from its `messages` state entry."""
     return entry.get(STATE_KEY)
+
+
+class FolderIndex(GrantScopedStream):
+    """A stream of a grant's folders that notes their IDs for the grant's history."""
+
+    @override
+    def partition_started(self, context: Context) -> None:
+        """Collect the grant's folder IDs as they are written."""
+        self._folder_ids: list[str] = []
+
+    @override
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """The folder, its ID noted for the grant's IMAP history."""
+        self._folder_ids.append(row["id"])
+        return super().post_process(row, context)
+
+    @override
+    def partition_written(self, context: Context) -> None:
+        """All folders of the grant are known: its IMAP history need not list them again."""
+        self.directory.remember_folders(context["grant_id"], self._folder_ids)
+
+
+class ImapHistory(GrantScopedStream):
+    """A stream of a grant's mail that also reads IMAP, Yahoo and iCloud grants' history.
+
+    Each grant whose history is still unread gets a partition (context `CONTEXT_KEY`),
+    read by one `HistorySlice` in the history lane; its records move the grant's history
+    state, never its bookmark. The grant's cache partition reads `[before, ...)` meanwhile.
+    """
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """The stream, with no grant's history planned yet."""
+        super().__init__(*args, **kwargs)
+        #: Grant ID → its history still to read this run.
+        self._history: dict[str, HistoryPlan] = {}
+
+    @override
+    def partition_contexts(self) -> list[dict]:
+        """One context per grant, then one per grant whose IMAP history is still unread."""
+        grants = self.grant_contexts()
+        if not self.config.get("imap_history", True):
+            return grants
+        now = self.run.initialized_at // 1000
+        for context in grants:
+            grant_id = context["grant_id"]
+            if self.directory.provider(grant_id) not in IMAP_PROVIDERS:
+                continue
+            entry = self.state_manager.partition_entry(context) or {}
+            plan = plan_history(history_entry(entry), self.run.start_epoch, now)
+            if plan is not None:
+                self._history[grant_id] = plan
+        if self._history:
+            self.logger.info(
+                "imap history: %d IMAP, Yahoo or iCloud grants have mail older than the "
+                "cache to read",
+                len(self._history),
+            )
+        return grants + [{"grant_id": g, CONTEXT_KEY: True} for g in self._history]
+
+    @override
+    def lower_bound(self, context: Context) -> int | None:
+        """While a grant's history is read, its cache reads start where history ends."""
+        bound = super().lower_bound(context)
+        plan = self._history.get(context["grant_id"])
+        if plan is None or context.get(CONTEXT_KEY):
+            return bound
+        return plan.before if bound is None else max(bound, plan.before)
+
+    @override
+    def initial_slices(self, context: Context) -> list[Slice]:
+        """The cache as the stream slices it; a grant's history as one slice over its folders."""
+        if not context.get(CONTEXT_KEY):
+            return super().initial_slices(context)
+        grant_id = context["grant_id"]
+        piece = HistorySlice(
+            dict(context),
+            new_paginator(self.paging, self.page_size),
+            lane=LANE,
+            plan=self._history[grant_id],
+            new_paginator=lambda cursor: CursorPaginator(start=cursor),
+            on_folder=lambda done, total, step: self.logger.info(
+                "imap history: %d/%d folders of grant %s %s", done, total, grant_id, step
+            ),
+        )
+        return [piece]
+
+    @override
+    def fetch_slice_page(self, piece: Slice) -> list[dict]:
+        """A page of the cache; or of the history, once the grant's folders are known."""
+        if not isinstance(piece, HistorySlice):
+            return super().fetch_slice_page(piece)
+        if piece.folders is None:
+            piece.start(self.directory.folder_ids(piece.context["grant_id"]))
+            if piece.finished:
+                return []
+        cursor = piece.paginator.current_value
+        piece.context = {**piece.context, PARAMS: piece.params()}
+        try:
+            records = super().fetch_slice_page(piece)
+        except PartitionFailedError as error:
+            if not piece.resuming:
+                raise
+            # A page cursor saved by a stopped run may have expired: that folder again.
+            self.logger.warning(
+                "imap history: grant %s: the saved page of folder %s was refused (%s); "
+                "reading that folder from its first page",
+                piece.context["grant_id"],
+                piece.folder_id,
+                error,
+            )
+            piece.restart_folder()
+            return []
+        return piece.take(records, cursor)
+
+    @override
+    def split_slice(self, piece: Slice, records: list[dict], capacity: int) -> list[Slice] | None:
+        """History is read one page after another: the resume point is one page."""
+        if isinstance(piece, HistorySlice):
+            return None
+        return super().split_slice(piece, records, capacity)
+
+    @override
+    def estimate_pages_left(self, piece: Slice, records: list[dict]) -> float | None:
+        """Unknown for history."""
+        if isinstance(piece, HistorySlice):
+            return None
+        return super().estimate_pages_left(piece, records)
+
+    @override
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        """The cache's filters, or the history's folder and `query_imap`."""
+        params = super().get_url_params(context, next_page_token)
+        if context and (history := context.get(PARAMS)):
+            params.update(history)
+        return params
+
+    @override
+    def get_replication_key_signpost(self, context: Context | None = None) -> int | None:
+        """History moves no bookmark."""
+        if context and context.get(CONTEXT_KEY):
+            return None
+        return super().get_replication_key_signpost(context)
+
+    @override
+    def advance_bookmark(self, record: dict, context: Context) -> None:
+        """History moves no bookmark (its mail is older than the cache's)."""
+        if not context.get(CONTEXT_KEY):
+            super().advance_bookmark(record, context)
+
+    @override
+    def finalize_partition(self, context: Context) -> None:
+        """A history partition has no bookmark to finalise (`partition_written` marks it done)."""
+        if not context.get(CONTEXT_KEY):
+            super().finalize_partition(context)
+
+    @override
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """A message; one of the history also moves its grant's history state."""
+        if context is None or not context.get(CONTEXT_KEY):
+            return super().post_process(row, context)
+        grant_id = context["grant_id"]
+        entry = self.get_context_state(context)
+        if (state := position_state(self._history[grant_id], row.pop(POSITION, None))) is not None:
+            entry[STATE_KEY] = state
+        if not row.get("id"):  # a page with nothing to emit: only where the history is
+            return None
+        return super().post_process(row, {"grant_id": grant_id})
+
+    @override
+    def partition_started(self, context: Context) -> None:
+        """A history read from its start keeps its bound in the state before any record."""
+        if context.get(CONTEXT_KEY):
+            entry = self.get_context_state(context)
+            if not isinstance(entry.get(STATE_KEY), dict):
+                entry[STATE_KEY] = self._history[context["grant_id"]].state()
+
+    @override
+    def partition_written(self, context: Context) -> None:
+        """A grant's history read whole is done: later runs never read it again."""
+        if context.get(CONTEXT_KEY):
+            self.get_context_state(context)[STATE_KEY] = done_state()
+            self.logger.info("imap history: grant %s done", context["grant_id"])

@@ -9,23 +9,10 @@ from functools import cached_property
 from typing_extensions import override
 
 from tap_nylas.client import NylasStream
-from tap_nylas.errors import PartitionFailedError, PartitionUnavailableError
-from tap_nylas.history import (
-    CONTEXT_KEY,
-    IMAP_PROVIDERS,
-    POSITION,
-    STATE_KEY,
-    HistoryPlan,
-    HistorySlice,
-    done_state,
-    history_entry,
-    plan_history,
-    position_state,
-)
-from tap_nylas.history import LANE as HISTORY_LANE
-from tap_nylas.pagination import CursorPaginator, new_paginator
+from tap_nylas.errors import PartitionUnavailableError
+from tap_nylas.history import FolderIndex, ImapHistory
 from tap_nylas.partitioned import GrantScopedStream
-from tap_nylas.slicing import DAY, Slice, TimeRanges, WindowChunks
+from tap_nylas.slicing import DAY, TimeRanges, WindowChunks
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -38,8 +25,6 @@ GOOGLE_EVENT_TYPES = ("default", "outOfOffice", "focusTime", "workingLocation")
 UPDATED_AFTER_PROVIDERS = frozenset({"google", "microsoft", "ews"})
 # Grants of these providers have no mailbox or contacts behind them.
 NO_MAIL = frozenset({"virtual-calendar", "zoom"})
-#: Context key of a history page's query parameters (folder, `query_imap`, `select`).
-HISTORY_PARAMS = "_history_params"
 
 
 # Application-level lists (API key only, offset paging).
@@ -144,35 +129,22 @@ class DraftsStream(GrantScopedStream):
     unsupported_providers = NO_MAIL
 
 
-class FoldersStream(GrantScopedStream):
-    """Folders and labels of each grant, sub-folders flattened by Nylas."""
+class FoldersStream(FolderIndex):
+    """Folders and labels of each grant, sub-folders flattened by Nylas.
+
+    Their IDs are noted as they are written, for the IMAP history (`history.py`).
+    """
 
     name = "folders"
     path = "/v3/grants/{grant_id}/folders"
     unsupported_providers = NO_MAIL
 
-    @override
-    def partition_started(self, context: Context) -> None:
-        """Collect the grant's folder IDs as they are written."""
-        self._folder_ids: list[str] = []
 
-    @override
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        """The folder, its ID noted for the grant's IMAP history."""
-        self._folder_ids.append(row["id"])
-        return super().post_process(row, context)
-
-    @override
-    def partition_written(self, context: Context) -> None:
-        """All folders of the grant are known: its IMAP history need not list them again."""
-        self.directory.remember_folders(context["grant_id"], self._folder_ids)
-
-
-class MessagesStream(GrantScopedStream):
+class MessagesStream(ImapHistory):
     """Messages of each grant, newest first; a big mailbox is read as time ranges at once.
 
     IMAP, Yahoo and iCloud grants also have a history partition while their mail older
-    than Nylas's 90-day cache is not read yet (`history.py`; setting `imap_history`).
+    than Nylas's 90-day cache is not read yet (`ImapHistory`; setting `imap_history`).
     """
 
     name = "messages"
@@ -180,159 +152,6 @@ class MessagesStream(GrantScopedStream):
     unsupported_providers = NO_MAIL
     replication_key = "date"
     slicing = TimeRanges(since="received_after", until="received_before")
-
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        """The stream, with no grant's history planned yet."""
-        super().__init__(*args, **kwargs)
-        #: Grant ID → its history still to read this run.
-        self._history: dict[str, HistoryPlan] = {}
-
-    @override
-    def partition_contexts(self) -> list[dict]:
-        """One context per grant, then one per grant whose IMAP history is still unread."""
-        grants = self.grant_contexts()
-        if not self.config.get("imap_history", True):
-            return grants
-        now = self.run.initialized_at // 1000
-        for context in grants:
-            grant_id = context["grant_id"]
-            if self.directory.provider(grant_id) not in IMAP_PROVIDERS:
-                continue
-            entry = self.state_manager.partition_entry(context) or {}
-            plan = plan_history(history_entry(entry), self.run.start_epoch, now)
-            if plan is not None:
-                self._history[grant_id] = plan
-        if self._history:
-            self.logger.info(
-                "imap history: %d IMAP, Yahoo or iCloud grants have mail older than the "
-                "cache to read",
-                len(self._history),
-            )
-        return grants + [{"grant_id": g, CONTEXT_KEY: True} for g in self._history]
-
-    @override
-    def lower_bound(self, context: Context) -> int | None:
-        """While a grant's history is read, its cache reads start where history ends."""
-        bound = super().lower_bound(context)
-        plan = self._history.get(context["grant_id"])
-        if plan is None or context.get(CONTEXT_KEY):
-            return bound
-        return plan.before if bound is None else max(bound, plan.before)
-
-    @override
-    def initial_slices(self, context: Context) -> list[Slice]:
-        """The cache as time ranges; a grant's history as one slice over its folders."""
-        if not context.get(CONTEXT_KEY):
-            return super().initial_slices(context)
-        grant_id = context["grant_id"]
-        piece = HistorySlice(
-            dict(context),
-            new_paginator(self.paging, self.page_size),
-            lane=HISTORY_LANE,
-            plan=self._history[grant_id],
-            new_paginator=lambda cursor: CursorPaginator(start=cursor),
-            on_folder=lambda done, total, step: self.logger.info(
-                "imap history: %d/%d folders of grant %s %s", done, total, grant_id, step
-            ),
-        )
-        return [piece]
-
-    @override
-    def fetch_slice_page(self, piece: Slice) -> list[dict]:
-        """A page of the cache; or of the history, once the grant's folders are known."""
-        if not isinstance(piece, HistorySlice):
-            return super().fetch_slice_page(piece)
-        if piece.folders is None:
-            piece.start(self.directory.folder_ids(piece.context["grant_id"]))
-            if piece.finished:
-                return []
-        cursor = piece.paginator.current_value
-        piece.context = {**piece.context, HISTORY_PARAMS: piece.params()}
-        try:
-            records = super().fetch_slice_page(piece)
-        except PartitionFailedError as error:
-            if not piece.resuming:
-                raise
-            # A page cursor saved by a stopped run may have expired: that folder again.
-            self.logger.warning(
-                "imap history: grant %s: the saved page of folder %s was refused (%s); "
-                "reading that folder from its first page",
-                piece.context["grant_id"],
-                piece.folder_id,
-                error,
-            )
-            piece.restart_folder()
-            return []
-        return piece.take(records, cursor)
-
-    @override
-    def split_slice(self, piece: Slice, records: list[dict], capacity: int) -> list[Slice] | None:
-        """History is read one page after another: the resume point is one page."""
-        if isinstance(piece, HistorySlice):
-            return None
-        return super().split_slice(piece, records, capacity)
-
-    @override
-    def estimate_pages_left(self, piece: Slice, records: list[dict]) -> float | None:
-        """Unknown for history."""
-        if isinstance(piece, HistorySlice):
-            return None
-        return super().estimate_pages_left(piece, records)
-
-    @override
-    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
-        """The cache's filters, or the history's folder and `query_imap`."""
-        params = super().get_url_params(context, next_page_token)
-        if context and (history := context.get(HISTORY_PARAMS)):
-            params.update(history)
-        return params
-
-    @override
-    def get_replication_key_signpost(self, context: Context | None = None) -> int | None:
-        """History moves no bookmark."""
-        if context and context.get(CONTEXT_KEY):
-            return None
-        return super().get_replication_key_signpost(context)
-
-    @override
-    def advance_bookmark(self, record: dict, context: Context) -> None:
-        """History moves no bookmark (its mail is older than the cache's)."""
-        if not context.get(CONTEXT_KEY):
-            super().advance_bookmark(record, context)
-
-    @override
-    def finalize_partition(self, context: Context) -> None:
-        """A history partition has no bookmark to finalise (`partition_written` marks it done)."""
-        if not context.get(CONTEXT_KEY):
-            super().finalize_partition(context)
-
-    @override
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        """A message; one of the history also moves its grant's history state."""
-        if context is None or not context.get(CONTEXT_KEY):
-            return super().post_process(row, context)
-        grant_id = context["grant_id"]
-        entry = self.get_context_state(context)
-        if (state := position_state(self._history[grant_id], row.pop(POSITION, None))) is not None:
-            entry[STATE_KEY] = state
-        if not row.get("id"):  # a page with nothing to emit: only where the history is
-            return None
-        return super().post_process(row, {"grant_id": grant_id})
-
-    @override
-    def partition_started(self, context: Context) -> None:
-        """A history read from its start keeps its bound in the state before any record."""
-        if context.get(CONTEXT_KEY):
-            entry = self.get_context_state(context)
-            if not isinstance(entry.get(STATE_KEY), dict):
-                entry[STATE_KEY] = self._history[context["grant_id"]].state()
-
-    @override
-    def partition_written(self, context: Context) -> None:
-        """A grant's history read whole is done: later runs never read it again."""
-        if context.get(CONTEXT_KEY):
-            self.get_context_state(context)[STATE_KEY] = done_state()
-            self.logger.info("imap history: grant %s done", context["grant_id"])
 
 
 class ThreadsStream(GrantScopedStream):

@@ -21,11 +21,12 @@ LAYERS = [
     {"__main__"},
     {"tap"},
     {"streams"},
+    {"history"},
     {"partitioned"},
     {"client"},
     {"services", "versions", "selection", "output"},
     {"scheduler", "directory", "sdk", "throttle"},
-    {"progress", "inputs", "history"},
+    {"progress", "inputs"},
     {"slicing", "pagination", "transport", "normalize", "schemas", ""},
     {"errors"},
 ]
