@@ -18,6 +18,7 @@ from .admin import (
 )
 from .bigmail import LargeMailbox
 from .calendars import EventEntry, build_calendars, build_events, calendar_ids, primary_calendar
+from .changes import DELETABLE, GrantChanges, apply, contains
 from .contacts import build_contact_groups, build_contacts
 from .context import GrantContext
 from .mail import build_mail, build_schedules
@@ -105,6 +106,7 @@ class Dataset:
         self._connectors = connectors(seed)
         self._credentials = {p: credentials(seed, p) for p in CONNECTOR_PROVIDERS}
         self.generated = 0  # how many times a grant's data was generated
+        self._changes: dict[int, GrantChanges] = {}
 
     # -- special grants -------------------------------------------------
 
@@ -255,7 +257,57 @@ class Dataset:
                 data.contact_groups = groups
         if profile.supports("scheduled_messages"):
             data.scheduled_messages = build_schedules(ctx)
+        changes = self._changes.get(profile.index)
+        if changes is not None:
+            apply(data, changes)
         return data
+
+    # -- changes between syncs ------------------------------------------------
+
+    def expire(self, profile: GrantProfile) -> GrantProfile:
+        """The grant's token expires: still listed as valid, every grant call answers 401."""
+        expired = replace(profile, expired=True)
+        self.profiles[profile.index] = expired
+        return expired
+
+    def delete(
+        self, profile: GrantProfile, stream: str, object_id: str, calendar_id: str | None = None
+    ) -> bool:
+        """Delete an object of a grant (events: of `calendar_id`, or of every calendar).
+
+        False when there is no such object. The large mailbox cannot be changed.
+        """
+        if stream not in DELETABLE:
+            raise ValueError(f"{stream} cannot be deleted here; one of {DELETABLE}")
+        return self._change(
+            profile,
+            lambda data: contains(data, stream, object_id, calendar_id),
+            lambda changes: changes.delete(stream, object_id, calendar_id),
+        )
+
+    def update_message(self, profile: GrantProfile, message_id: str, fields: Record) -> bool:
+        """Set `unread`, `starred` or `folders` of a message; False when it does not exist."""
+        return self._change(
+            profile,
+            lambda data: contains(data, "messages", message_id, None),
+            lambda changes: changes.update_message(message_id, fields),
+        )
+
+    def _change(
+        self,
+        profile: GrantProfile,
+        exists: Callable[[GrantData], bool],
+        change: Callable[[GrantChanges], None],
+    ) -> bool:
+        data = self.grant_data(profile)
+        if data.large is not None:
+            raise ValueError("the large mailbox cannot be changed")
+        if not exists(data):
+            return False
+        with self._lock:
+            change(self._changes.setdefault(profile.index, GrantChanges()))
+            self._cache.pop(profile.index, None)  # made again, with every change applied
+        return True
 
     def calendar_gone(self, grant_id: str, calendar_id: str) -> bool:
         """Whether /events answers 404 for this listed calendar."""

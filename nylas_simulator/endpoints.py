@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,7 @@ from urllib.parse import unquote
 
 from .admin import GrantProfile
 from .bigmail import LazyRecords
+from .changes import DELETABLE, MESSAGE_FIELDS
 from .dataset import Dataset, GrantData
 from .filters import (
     check_access,
@@ -19,7 +21,15 @@ from .filters import (
     select_events,
 )
 from .mail import message_headers, raw_mime, tracking_options
-from .query import Query, bad_request, cursor_page, not_found, offset_page, select_fields
+from .query import (
+    ApiError,
+    Query,
+    bad_request,
+    cursor_page,
+    not_found,
+    offset_page,
+    select_fields,
+)
 from .util import Record
 
 #: Providers whose mail Nylas caches for a rolling 90 days; older mail needs query_imap.
@@ -118,6 +128,36 @@ class Endpoints:
         if route.kind == "grant_list":
             return self._grant_list(profile, route.stream or "", query, rid)
         return self._grant_object(profile, route.stream or "", route.name or "", query, rid)
+
+    def write(self, route: Route, method: str, query: Query, body: bytes, rid: str) -> Any:
+        """``DELETE`` a message, event, contact or folder; ``PUT`` a message's flags.
+
+        As Nylas does: deleting an event needs ``calendar_id``; a message's ``unread``,
+        ``starred`` and ``folders`` can be set.
+        """
+        profile = self._profile(route.grant_ref or "")
+        stream, object_id = route.stream or "", route.name or ""
+        check_access(profile, stream)
+        if method == "DELETE":
+            if stream not in DELETABLE:
+                raise ApiError(405, "invalid_request_error", f"{stream} cannot be deleted here")
+            calendar_id = query.one("calendar_id")
+            if stream == "events" and not calendar_id:
+                raise bad_request("calendar_id is required")
+            if not self.ds.delete(profile, stream, object_id, calendar_id):
+                raise not_found(f"{stream[:-1].capitalize()} not found")
+            return {"request_id": rid}
+        if stream != "messages":
+            raise ApiError(405, "invalid_request_error", f"{stream} cannot be updated here")
+        try:
+            fields = json.loads(body or b"{}")
+        except ValueError:
+            raise bad_request("the request body is not JSON") from None
+        if not isinstance(fields, dict) or set(fields) - set(MESSAGE_FIELDS):
+            raise bad_request(f"only {', '.join(MESSAGE_FIELDS)} can be updated here")
+        if not self.ds.update_message(profile, object_id, fields):
+            raise not_found("Message not found")
+        return self._grant_object(profile, stream, object_id, query, rid)
 
     # -- admin endpoints ------------------------------------------------
 

@@ -234,8 +234,10 @@ class App:
 
     # -- handling -------------------------------------------------------------
 
-    def handle(self, method: str, target: str, headers: Mapping[str, str]) -> Outcome:
-        """Answer one request; ``headers`` has lower-case names.
+    def handle(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes = b""
+    ) -> Outcome:
+        """Answer one request; ``headers`` has lower-case names, ``body`` the request body.
 
         Order: scripted rules, the per-grant in-flight gate, latency, random faults,
         auth, then the endpoint.
@@ -262,7 +264,7 @@ class App:
         if fault is None and self.faults is not None:
             fault = self.faults.draw(_fault_key(parts.path, parts.query))
             source = "random" if fault else None
-        out = self._respond(method, parts.query, route, grant_id, rid, headers, fault)
+        out = self._respond(method, parts.query, route, grant_id, rid, headers, fault, body)
         out.fault, out.fault_source, out.grant_id, out.slot = fault, source, grant_id, slot
         return out
 
@@ -304,6 +306,7 @@ class App:
         rid: str,
         headers: Mapping[str, str],
         fault: str | None,
+        body: bytes = b"",
     ) -> Outcome:
         if fault in ("html", "502"):
             status, title = (200, "Service Status") if fault == "html" else (502, "Bad Gateway")
@@ -319,7 +322,7 @@ class App:
         status, extra = 200, {}
         try:
             self._gate(headers)
-            payload = self._payload(method, route, query, rid, grant_id)
+            payload = self._payload(method, route, query, rid, grant_id, body)
         except ApiError as err:
             status, payload, extra = err.status, err.body(rid), err.headers
         except Exception as err:  # a simulator bug must still answer, not hang the client
@@ -362,9 +365,19 @@ class App:
         profile = self.dataset.resolve(route.grant_ref)
         return profile.id if profile else route.grant_ref
 
-    def _payload(
-        self, method: str, route: Route | None, query: Query, rid: str, grant_id: str | None
+    def _payload(  # noqa: PLR0917 - private, one call site
+        self,
+        method: str,
+        route: Route | None,
+        query: Query,
+        rid: str,
+        grant_id: str | None,
+        body: bytes = b"",
     ) -> Any:
+        if method in ("PUT", "DELETE") and route is not None and route.kind == "grant_object":
+            # Changes between syncs: a message's flags and folders; deletions.
+            self._check_rate(route, grant_id)
+            return self.endpoints.write(route, method, query, body, rid)
         if method != "GET":
             raise ApiError(405, "invalid_request_error", f"{method} is not supported here")
         if route is None:
@@ -412,7 +425,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         app = self.server.app
-        self._drain_body()
+        body = self._read_body()
         if self.path.startswith(ADMIN_PREFIX):
             self._write(app.admin(self.path))
             return
@@ -421,16 +434,15 @@ class _Handler(BaseHTTPRequestHandler):
         sent = 0
         try:
             headers = {k.lower(): v for k, v in self.headers.items()}
-            outcome = app.handle(self.command, self.path, headers)
+            outcome = app.handle(self.command, self.path, headers, body)
             sent = self._write(outcome)
         finally:
             app.end(ticket, self.command, self.path, outcome, sent)
 
-    def _drain_body(self) -> None:
-        # An unread request body would corrupt the next keep-alive request.
+    def _read_body(self) -> bytes:
+        # Read even when unused: an unread body would corrupt the next keep-alive request.
         length = int(self.headers.get("Content-Length") or 0)
-        if length > 0:
-            self.rfile.read(length)
+        return self.rfile.read(length) if length > 0 else b""
 
     def _write(self, outcome: Outcome) -> int:
         """Send the response; the body bytes actually written."""

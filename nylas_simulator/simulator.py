@@ -160,6 +160,51 @@ class NylasSimulator:
         """Drop every scripted fault rule."""
         self.app.rules.clear()
 
+    # -- changes between syncs ---------------------------------------------------
+
+    def delete(
+        self, stream: str, grant_id: str, object_id: str, calendar_id: str | None = None
+    ) -> None:
+        """Delete a message, event, contact or folder of a grant (as ``DELETE /v3/...``).
+
+        Events: of ``calendar_id``, or of every calendar of the grant when None. Deleting
+        a message updates its thread (gone with its last message); deleting a folder
+        takes it off every message. Raises KeyError when there is no such object.
+        """
+        if not self.dataset.delete(self._profile(grant_id), stream, object_id, calendar_id):
+            raise KeyError(f"no {stream} {object_id!r} in grant {grant_id}")
+
+    def update_message(
+        self,
+        grant_id: str,
+        message_id: str,
+        *,
+        unread: bool | None = None,
+        starred: bool | None = None,
+        folders: list[str] | None = None,
+    ) -> None:
+        """Mark a message read or unread, starred or not, or move it (as ``PUT /v3/...``)."""
+        fields = {
+            k: v
+            for k, v in {"unread": unread, "starred": starred, "folders": folders}.items()
+            if v is not None
+        }
+        if not self.dataset.update_message(self._profile(grant_id), message_id, fields):
+            raise KeyError(f"no message {message_id!r} in grant {grant_id}")
+
+    def expire(self, grant_id: str) -> None:
+        """Expire a grant's token: still listed, as valid; its data answers 401 from now on.
+
+        Its records leave the truth (``records``, ``truth``), as a sync can no longer read them.
+        """
+        self.dataset.expire(self._profile(grant_id))
+
+    def _profile(self, grant_id: str) -> GrantProfile:
+        profile = self.dataset.resolve(grant_id)
+        if profile is None:
+            raise KeyError(f"no grant {grant_id!r}")
+        return profile
+
     # -- truth -------------------------------------------------------------------
 
     def truth(

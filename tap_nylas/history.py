@@ -29,7 +29,7 @@ reads the folder IDs that `FolderIndex` (`folders`) noted as they were written.
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from typing_extensions import override
 
@@ -43,6 +43,8 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context
     from singer_sdk.pagination import BaseAPIPaginator
+
+    from tap_nylas.coverage import Read
 
 #: Providers whose mail Nylas caches for a rolling 90 days only.
 IMAP_PROVIDERS = frozenset({"imap", "yahoo", "icloud"})
@@ -337,7 +339,11 @@ class ImapHistory(GrantScopedStream):
 
     @override
     def initial_slices(self, context: Context) -> list[Slice]:
-        """The cache as the stream slices it; a grant's history as one slice over its folders."""
+        """The cache as the stream slices it; a grant's history as one slice over its folders.
+
+        A history read notes no completion record (`sync_coverage`): one resumed reads only
+        part of the grant's history.
+        """
         if not context.get(CONTEXT_KEY):
             return super().initial_slices(context)
         grant_id = context["grant_id"]
@@ -352,6 +358,19 @@ class ImapHistory(GrantScopedStream):
             ),
         )
         return [piece]
+
+    @override
+    def read_of(self, context: Context) -> Read:
+        """A cache read of an IMAP grant vouches for the cache only (`sync_coverage`).
+
+        Nylas lists these grants' last 90 days whatever the filter asks: a read from
+        `start_date` must not say that the older mail history wrote is gone.
+        """
+        read = super().read_of(context)
+        if self.directory.provider(context["grant_id"]) not in IMAP_PROVIDERS:
+            return read
+        edge = self.run.initialized_at // 1000 - TRUSTED_CACHE_DAYS * DAY
+        return replace(read, range_start=max(read.range_start or edge, edge))
 
     @override
     def fetch_slice_page(self, piece: Slice) -> list[dict]:

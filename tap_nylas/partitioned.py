@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import typing as t
 from functools import cached_property
 
 from typing_extensions import override
 
 from tap_nylas.client import NylasStream
+from tap_nylas.coverage import Read
 from tap_nylas.errors import (
     PartitionFailedError,
     PartitionUnavailableError,
@@ -56,6 +58,8 @@ class GrantScopedStream(NylasStream):
         super().__init__(*args, **kwargs)
         #: IDs written in the current partition, where the slicing makes slices overlap.
         self._seen_ids: set[t.Any] = set()
+        #: Records written of the partition being written.
+        self._written = 0
 
     @property  # type: ignore[misc]
     @override
@@ -117,8 +121,19 @@ class GrantScopedStream(NylasStream):
     # How a partition is read, as the scheduler asks it: the stream's slicing strategy.
 
     def initial_slices(self, context: Context) -> list[Slice]:
-        """How a partition is read at first."""
+        """How a partition is read at first; its read starts now (`sync_coverage`)."""
+        self.run.coverage.started(self.name, context, self.read_of(context))
         return self.slicing.initial(self, dict(context))
+
+    def read_of(self, context: Context) -> Read:
+        """What a read of the partition starting now covers (`sync_coverage`).
+
+        Incremental streams: records whose replication key is above the lower bound the
+        read is filtered on (none: everything). Full-table streams: everything.
+        """
+        if not self.replication_key:
+            return Read(time.time())
+        return Read(time.time(), self.replication_key, self.lower_bound(context))
 
     def split_slice(self, piece: Slice, records: list[dict], capacity: int) -> list[Slice] | None:
         """Slices replacing `piece` after a page, to read it in parallel; None to go on."""
@@ -191,6 +206,7 @@ class GrantScopedStream(NylasStream):
                 if signpost := self.get_replication_key_signpost(current):
                     self.state_manager.write_replication_key_signpost(signpost, context=current)
                 self._seen_ids.clear()
+                self._written = 0
                 self.partition_started(current)
                 try:
                     # closing(): a dry run's record limit stops the partition's requests now
@@ -203,6 +219,7 @@ class GrantScopedStream(NylasStream):
                                 self.advance_bookmark(record, current)
                                 record_counter.increment()
                                 stats.records += 1
+                                self._written += 1
                                 yield record
                             index += 1
                 except (PartitionUnavailableError, PartitionFailedError, TapNylasError) as error:
@@ -228,6 +245,8 @@ class GrantScopedStream(NylasStream):
     def _partition_done(self, partition: Partition, error: Exception | None) -> None:
         """Finalise a written partition's bookmark, or keep the old one and say why."""
         current = partition.context
+        if error is not None or partition.keyless:
+            self.run.coverage.forget(self.name, current)
         if isinstance(error, PartitionUnavailableError):
             self._keep_old_bookmark(current, f"skipped: {error}", logging_level="warning")
         elif error is not None:
@@ -241,6 +260,9 @@ class GrantScopedStream(NylasStream):
             if self.replication_key:
                 self.finalize_partition(current)
             self.partition_written(current)
+            # After the last record and the bookmark: a completion record never vouches
+            # for a partition that was not written in full (it is written at the run's end).
+            self.run.coverage.completed(self.name, current, self._written)
 
     def _keep_old_bookmark(self, context: Context, why: str, *, logging_level: str) -> None:
         """What was read of a partition must not move its bookmark past unread records."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typing as t
 
 if t.TYPE_CHECKING:
+    from tap_nylas.coverage import CoverageLedger
     from tap_nylas.directory import GrantDirectory
     from tap_nylas.scheduler import Scheduler
     from tap_nylas.throttle import ApplicationThrottle
@@ -24,6 +25,17 @@ class TapServices(t.Protocol):
     @property
     def scheduler(self) -> Scheduler:
         """Fetches the pages of every grant-scoped stream."""
+
+    @property
+    def coverage(self) -> CoverageLedger:
+        """Where partitions read in full are recorded (`sync_coverage`)."""
+
+    @property
+    def sweep_days(self) -> int:
+        """Days of recent mail and events the sweep streams re-read (0: no sweep)."""
+
+    def bookmark_at_start(self, stream: str, context: t.Mapping[str, t.Any]) -> t.Any:
+        """A partition's bookmark as the run's state had it when the run started."""
 
     @property
     def start_epoch(self) -> int | None:

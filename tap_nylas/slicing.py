@@ -277,3 +277,27 @@ def _chunks(
         part.depth = depth
         slices.append(part)
     return slices
+
+
+@dataclass(frozen=True)
+class Since(Slicing):
+    """One slice listing records after the stream's lower bound (a sweep's window).
+
+    Never split: a sweep reads a few days, a page or two with field selection.
+    """
+
+    #: The query parameter the lower bound is sent as (`received_after`, …).
+    since: str
+
+    @property
+    @override
+    def query_keys(self) -> tuple[str, ...]:
+        """The lower bound."""
+        return (self.since,)
+
+    @override
+    def initial(self, stream: SlicedStream, context: dict) -> list[Slice]:
+        """One slice from the stream's lower bound, when it has one."""
+        lower = stream.lower_bound(context)
+        bound = {} if lower is None else {self.since: lower}
+        return [stream.new_slice({**context, **bound})]

@@ -1,4 +1,9 @@
-"""The twelve Nylas streams, declared against the real v3 API contract."""
+"""The Nylas streams, declared against the real v3 API contract.
+
+Twelve streams replicate the API's lists; three sweeps re-read a recent window of mail
+and events with field selection, and `sync_coverage` records which partitions the run
+read in full (README: "Deletions, changed flags and a warehouse that stays true").
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,11 @@ from functools import cached_property
 from typing_extensions import override
 
 from tap_nylas.client import NylasStream
+from tap_nylas.coverage import Read
 from tap_nylas.errors import PartitionUnavailableError
 from tap_nylas.history import FolderIndex, ImapHistory
 from tap_nylas.partitioned import GrantScopedStream
-from tap_nylas.slicing import DAY, TimeRanges, WindowChunks
+from tap_nylas.slicing import DAY, Since, TimeRanges, WindowChunks
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -30,7 +36,24 @@ NO_MAIL = frozenset({"virtual-calendar", "zoom"})
 # Application-level lists (API key only, offset paging).
 
 
-class GrantsStream(NylasStream):
+class ApplicationList(NylasStream):
+    """An application-level list: one completion record when the run read all of it."""
+
+    @override
+    def stream_finished(self) -> None:
+        """ACTIVATE_VERSION if due, then the completion record (`sync_coverage`).
+
+        Application lists stop the run when they fail, so a finished one was read in full
+        unless this run was restricted (`grant_ids`, `grant_shard`): no record then. The
+        read counts as started when the run started.
+        """
+        super().stream_finished()
+        if self.selected and not self.incomplete_reasons():
+            started = Read(self.run.initialized_at / 1000)
+            self.run.coverage.add(self.name, {}, started, records=None)
+
+
+class GrantsStream(ApplicationList):
     """Every grant of the application, valid or not; the source of grant partitions."""
 
     name = "grants"
@@ -45,7 +68,7 @@ class GrantsStream(NylasStream):
         return self.directory.grant_records()
 
 
-class ConnectorsStream(NylasStream):
+class ConnectorsStream(ApplicationList):
     """Provider connectors of the application; parent of `credentials`."""
 
     name = "connectors"
@@ -66,7 +89,7 @@ class ConnectorsStream(NylasStream):
         return {"provider": record["provider"]}
 
 
-class CredentialsStream(NylasStream):
+class CredentialsStream(ApplicationList):
     """Credentials of each connector; `provider` comes from the parent connector."""
 
     name = "credentials"
@@ -209,6 +232,10 @@ class EventsStream(GrantScopedStream):
 
     @cached_property
     def window(self) -> tuple[int, int]:
+        """[start, end) of the events this run lists."""
+        return self.full_window()
+
+    def full_window(self) -> tuple[int, int]:
         """From `start_date` (or now minus the look-back) to now plus the look-ahead."""
         now = int(time.time())
         start = self.run.start_epoch
@@ -238,6 +265,13 @@ class EventsStream(GrantScopedStream):
         return params
 
     @override
+    def read_of(self, context: Context) -> Read:
+        """The window, and the events updated after `updated_after` where it is sent."""
+        since = self.bookmark_floor(context) if self.keeps_bookmark(context) else None
+        start, end = self.window
+        return Read(time.time(), "updated_at", since, None, start, end)
+
+    @override
     def keeps_bookmark(self, partition: Context) -> bool:
         """Only calendars of providers with `updated_after` keep a bookmark.
 
@@ -245,6 +279,147 @@ class EventsStream(GrantScopedStream):
         of every STATE.
         """
         return self.directory.provider(partition["grant_id"]) in UPDATED_AFTER_PROVIDERS
+
+
+# Sweeps: a recent window re-read with field selection, for what dates cannot see.
+
+
+class Sweep(GrantScopedStream):
+    """A cheap re-read of a recent window (`sweep_days`) with `select=` of a few fields.
+
+    Its records go to a table of its own: partial records in the swept stream's table
+    would blank the other columns on upsert. Each partition read in full gets a
+    completion record like any other, which is how the models see what was deleted.
+    """
+
+    #: The stream whose records this one re-reads, and the field its window is on.
+    sweeps: t.ClassVar[str]
+    window_key: t.ClassVar[str]
+    never_activated = "it is a sweep: each row is when the record was last seen, for the models"
+
+    @cached_property
+    def sweep_start(self) -> int:
+        """Now minus `sweep_days`, never before `start_date`."""
+        start = self.run.initialized_at // 1000 - self.run.sweep_days * DAY
+        return max(start, self.run.start_epoch or start)
+
+    @override
+    def partition_contexts(self) -> list[dict]:
+        """The swept stream's partitions whose main read this run leaves part of the window."""
+        if self.run.sweep_days <= 0:
+            return []
+        return [c for c in super().partition_contexts() if self.needs_sweep(c)]
+
+    def needs_sweep(self, context: Context) -> bool:
+        """Whether the swept stream's read of this partition starts inside the window.
+
+        Without a bookmark when the run started (a new grant, a full refresh) the main
+        read lists everything from `start_date`, window included: no sweep needed.
+        """
+        bookmark = self.run.bookmark_at_start(self.sweeps, context)
+        if bookmark is None:
+            return False
+        lower = int(bookmark) - int(self.config["incremental_lookback_seconds"])
+        return max(lower, self.run.start_epoch or lower) > self.sweep_start
+
+    @override
+    def lower_bound(self, context: Context) -> int | None:
+        """The window's start."""
+        return self.sweep_start
+
+    @override
+    def read_of(self, context: Context) -> Read:
+        """Everything of the partition whose `window_key` is after the window's start."""
+        return Read(time.time(), self.window_key, self.sweep_start)
+
+    @override
+    def select_params(self) -> dict[str, str]:
+        """Always `select=`: the stream's fields are a few of the endpoint's."""
+        return {"select": ",".join(sorted(self.field_selection.fields))}
+
+
+class MessageFlagsStream(Sweep):
+    """Recent messages' read, starred and folder state (`select=`), seen or not by date."""
+
+    name = "message_flags"
+    path = "/v3/grants/{grant_id}/messages"
+    unsupported_providers = NO_MAIL
+    sweeps = "messages"
+    window_key = "date"
+    slicing = Since("received_after")
+
+
+class ThreadFlagsStream(Sweep):
+    """Recent threads' flags, folders and message IDs (`select=`)."""
+
+    name = "thread_flags"
+    path = "/v3/grants/{grant_id}/threads"
+    unsupported_providers = NO_MAIL
+    max_page_size = 50
+    sweeps = "threads"
+    window_key = "latest_message_received_date"
+    slicing = Since("latest_message_after")
+
+
+class EventStatesStream(Sweep, EventsStream):
+    """Events from `sweep_days` ago to the window's end, without `updated_after`.
+
+    Only for providers whose events are read with `updated_after` (Google, Microsoft,
+    EWS): elsewhere the whole window is read every run anyway, and no calendar keeps a
+    bookmark, so `needs_sweep` leaves those out.
+    """
+
+    name = "event_states"
+    replication_key = None  # type: ignore[assignment]
+    sweeps = "events"
+    window_key = "updated_at"
+
+    @cached_property
+    @override
+    def window(self) -> tuple[int, int]:
+        """The events window from the sweep's start on."""
+        start, end = self.full_window()
+        return max(start, self.sweep_start), end
+
+    @override
+    def read_of(self, context: Context) -> Read:
+        """Every event of the calendar in the window, whatever its `updated_at`."""
+        start, end = self.window
+        return Read(time.time(), None, None, None, start, end)
+
+    @override
+    def keeps_bookmark(self, partition: Context) -> bool:
+        """A sweep keeps no bookmark, and so sends no `updated_after`."""
+        return False
+
+    @override
+    def needs_sweep(self, context: Context) -> bool:
+        """Wherever `events` reads the calendar with `updated_after` (it has a bookmark).
+
+        That read lists events by the time they were updated, not by when they take
+        place: however old its bound, it does not list an unchanged event, so it cannot
+        see one deleted. Without a bookmark the whole window is read.
+        """
+        return self.run.bookmark_at_start(self.sweeps, context) is not None
+
+
+class SyncCoverageStream(NylasStream):
+    """One record per partition this run read in full: what the models judge deletions by.
+
+    Written last, after every other stream (`tap.SYNC_LAST`): a run killed part-way
+    writes none.
+    """
+
+    name = "sync_coverage"
+    path = "/"  # never requested: the records come from the run's coverage ledger
+    primary_keys = ("stream", "grant_id", "calendar_id", "read_started_at")
+    read_per_grant = False
+    never_activated = "it keeps the history of complete reads, which the models need"
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        """The run's completion records."""
+        return self.run.coverage.records()
 
 
 STREAM_TYPES: tuple[type[NylasStream], ...] = (
@@ -260,4 +435,8 @@ STREAM_TYPES: tuple[type[NylasStream], ...] = (
     MessagesStream,
     ScheduledMessagesStream,
     ThreadsStream,
+    MessageFlagsStream,
+    ThreadFlagsStream,
+    EventStatesStream,
+    SyncCoverageStream,
 )

@@ -16,6 +16,7 @@ from typing_extensions import override
 
 from tap_nylas import inputs
 from tap_nylas.client import NylasStream
+from tap_nylas.coverage import CoverageLedger, bookmark_index, partition_key
 from tap_nylas.directory import GrantDirectory, Shard
 from tap_nylas.errors import ConfigError, RunIncompleteError
 from tap_nylas.history import LANE as HISTORY_LANE
@@ -50,6 +51,10 @@ DEFAULT_CONCURRENCY = 256
 #: the workers around a big mailbox instead of queueing in front of it (its first request
 #: moved from 2.0 s to 0.3 s into scenario C).
 SYNC_FIRST = ("calendars", "connectors", "threads", "messages")
+#: Streams synced after all others: completion records vouch only for what was written.
+SYNC_LAST = ("sync_coverage",)
+DEFAULT_SWEEP_DAYS = 7
+MAX_SWEEP_DAYS = 90
 
 
 class RepeatedWarningFilter(logging.Filter):
@@ -176,6 +181,15 @@ class TapNylas(ActivateVersionSetting, TapSeam):
             "seconds before each grant's bookmark, for late arrivals; the warehouse merges the "
             f"overlap on the primary key. At most {MAX_INCREMENTAL_LOOKBACK} (30 days: every "
             "run re-reads the whole window; to re-read more once, clear the state).",
+        ),
+        th.Property(
+            "sweep_days",
+            th.IntegerType(minimum=0, maximum=MAX_SWEEP_DAYS),
+            default=DEFAULT_SWEEP_DAYS,
+            description="Days of recent mail (and events from then to the look-ahead) that the "
+            "sweep streams message_flags, thread_flags and event_states re-read every run with "
+            "field selection, so changed flags and folders and deleted messages and events "
+            f"reach the warehouse; 0 turns sweeps off, at most {MAX_SWEEP_DAYS}.",
         ),
         th.Property(
             "max_concurrency",
@@ -309,7 +323,28 @@ class TapNylas(ActivateVersionSetting, TapSeam):
         `increment_state`) sees epoch-second integers no later than the run's start.
         """
         now = self.initialized_at // 1000
-        super().load_state(inputs.sanitise_state(state, replication_keys(), now, self.logger))
+        state = inputs.sanitise_state(state, replication_keys(), now, self.logger)
+        self._bookmarks_at_start = bookmark_index(state)
+        super().load_state(state)
+
+    def bookmark_at_start(self, stream: str, context: t.Mapping[str, t.Any]) -> t.Any:
+        """A partition's bookmark in the state this run started from (None: none)."""
+        return getattr(self, "_bookmarks_at_start", {}).get((stream, partition_key(context)))
+
+    @property
+    def sweep_days(self) -> int:
+        """Days of recent mail and events the sweeps re-read (0: none)."""
+        return int(self.config.get("sweep_days", DEFAULT_SWEEP_DAYS))
+
+    @cached_property
+    def coverage(self) -> CoverageLedger:
+        """The run's completion records: collected when `sync_coverage` is selected.
+
+        Not in a dry run (`--test`), which reads partitions only in part.
+        """
+        stream = self.streams.get("sync_coverage")
+        enabled = stream is not None and stream.selected and not self.dry_run
+        return CoverageLedger(self.initialized_at / 1000, enabled=enabled)
 
     @cached_property
     def scheduler(self) -> Scheduler:
@@ -373,16 +408,21 @@ class TapNylas(ActivateVersionSetting, TapSeam):
 
     @override
     def discover_streams(self) -> list[Stream]:
-        """The twelve Nylas streams."""
+        """The Nylas streams, the sweeps and `sync_coverage`."""
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
     @override
     def order_streams(self, streams: list[Stream]) -> list[Stream]:
-        """The streams in sync order: `SYNC_FIRST`, then the SDK's order (by name)."""
-        return sorted(
-            streams,
-            key=lambda s: SYNC_FIRST.index(s.name) if s.name in SYNC_FIRST else len(SYNC_FIRST),
-        )
+        """The streams in sync order: `SYNC_FIRST`, the SDK's order (by name), `SYNC_LAST`."""
+
+        def rank(stream: Stream) -> int:
+            if stream.name in SYNC_FIRST:
+                return SYNC_FIRST.index(stream.name)
+            if stream.name in SYNC_LAST:
+                return len(SYNC_FIRST) + 1 + SYNC_LAST.index(stream.name)
+            return len(SYNC_FIRST)
+
+        return sorted(streams, key=rank)
 
     @property
     def output(self) -> WholeLineWriter:

@@ -63,6 +63,9 @@ class ActivateVersionMixin(_Stream):
     #: Whether `grant_ids`/`grant_shard` limit what this stream reads (connectors and
     #: credentials are read whole by shard 1).
     read_per_grant: t.ClassVar[bool] = True
+    #: Why a stream must never be activated: its table keeps rows older runs wrote on
+    #: purpose (sweeps, completion records), which the models need.
+    never_activated: t.ClassVar[str | None] = None
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """The stream, with nothing noted against this run yet."""
@@ -77,7 +80,7 @@ class ActivateVersionMixin(_Stream):
 
     def incomplete_reasons(self) -> list[str]:
         """Why this run must not activate a version of the stream (empty: it may)."""
-        reasons = []
+        reasons = [self.never_activated] if self.never_activated else []
         # Declared by the stream class (the catalog may drop it): read by date, never whole.
         if isinstance(getattr(type(self), "replication_key", None), str):
             reasons.append("it is read by date (start_date, incremental bookmarks)")

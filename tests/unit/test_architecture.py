@@ -26,7 +26,7 @@ LAYERS = [
     {"client"},
     {"services", "versions", "selection", "output"},
     {"scheduler", "directory", "sdk", "throttle"},
-    {"progress", "inputs"},
+    {"progress", "inputs", "coverage"},
     {"slicing", "pagination", "transport", "normalize", "schemas", ""},
     {"errors"},
 ]

@@ -30,5 +30,15 @@ def simulator() -> t.Iterator[NylasSimulator]:
 TestTapNylas = get_tap_test_class(
     tap_class=TapNylas,
     config=CONFIG,
-    suite_config=SuiteConfig(max_records_limit=60),
+    # Sweeps read only partitions with a bookmark, and completion records are not written
+    # in a dry run: a first, partial run has none of them.
+    suite_config=SuiteConfig(
+        max_records_limit=60,
+        ignore_no_records_for_streams=[
+            "message_flags",
+            "thread_flags",
+            "event_states",
+            "sync_coverage",
+        ],
+    ),
 )

@@ -28,7 +28,7 @@ def api(requests_mock: object) -> FakeNylas:
     return FakeNylas(requests_mock)  # type: ignore[arg-type]
 
 
-def test_discovery_lists_twelve_streams_with_their_keys(config: dict) -> None:
+def test_discovery_lists_every_stream_with_its_keys(config: dict) -> None:
     streams = TapNylas(config=config).streams
     keys = {name: tuple(stream.primary_keys or ()) for name, stream in streams.items()}
     assert keys == {
@@ -38,6 +38,8 @@ def test_discovery_lists_twelve_streams_with_their_keys(config: dict) -> None:
         **{name: ("grant_id", "id") for name in GRANT_STREAMS},
         "events": ("grant_id", "calendar_id", "id"),
         "scheduled_messages": ("grant_id", "schedule_id"),
+        "event_states": ("grant_id", "calendar_id", "id"),
+        "sync_coverage": ("stream", "grant_id", "calendar_id", "read_started_at"),
     }
     for name, stream in streams.items():
         assert set(keys[name]) <= set(stream.schema["properties"]), name
@@ -57,7 +59,8 @@ def test_calendars_connectors_then_mail_are_synced_first(api: FakeNylas, config:
     assert schemas[:4] == ["calendars", "connectors", "threads", "messages"]
     assert schemas.index("events") > schemas.index("calendars")
     order = list(dict.fromkeys(m["stream"] for m in result.messages if m["type"] == "RECORD"))
-    assert order == ["threads", "messages", "folders", "grants"]
+    # completion records come last, after every record they vouch for
+    assert order == ["threads", "messages", "folders", "grants", "sync_coverage"]
 
 
 def test_same_ids_in_two_grants_stay_two_rows(api: FakeNylas, config: dict) -> None:

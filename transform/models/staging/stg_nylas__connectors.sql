@@ -1,0 +1,1 @@
+{{ nylas_staging('connectors', epochs=['created_at', 'updated_at']) }}

@@ -1,0 +1,1 @@
+{{ nylas_staging('contact_groups', epochs=[]) }}

@@ -1,0 +1,1 @@
+{{ nylas_staging('contacts', epochs=['updated_at']) }}

@@ -1,0 +1,1 @@
+{{ nylas_staging('credentials', epochs=['created_at', 'updated_at']) }}

@@ -1,0 +1,1 @@
+{{ nylas_staging('drafts', epochs=['created_at', 'date', 'send_at']) }}

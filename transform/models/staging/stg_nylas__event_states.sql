@@ -1,0 +1,1 @@
+{{ nylas_staging('event_states', epochs=['updated_at']) }}

@@ -1,0 +1,1 @@
+{{ nylas_staging('grants', epochs=['created_at', 'updated_at']) }}

@@ -1,0 +1,1 @@
+{{ nylas_staging('message_flags', epochs=['date']) }}

@@ -1,0 +1,1 @@
+{{ nylas_staging('messages', epochs=['created_at', 'date', 'send_at']) }}

@@ -1,0 +1,1 @@
+{{ nylas_staging('scheduled_messages', epochs=['close_time']) }}
