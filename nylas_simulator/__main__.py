@@ -64,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="REGEX:KIND[:TIMES]",
         help=f"scripted fault (repeatable); KIND one of {', '.join(RULE_KINDS)}",
     )
+    p.add_argument(
+        "--imap-cache-days",
+        type=int,
+        default=None,
+        help="IMAP/Yahoo/iCloud grants list only this many days without query_imap (Nylas: 90)",
+    )
+    p.add_argument("--imap-latency", type=float, default=None, help="seconds per query_imap")
+    p.add_argument("--imap-concurrency", type=int, default=2, help="query_imap in flight per grant")
+    p.add_argument("--large-mailbox-provider", default=None, help="provider of the large mailbox")
     p.add_argument("--trickle-interval", type=float, default=2.0, help="seconds per byte")
     p.add_argument("--request-log", default=None, help="write the request log here on exit")
     return p
@@ -87,6 +96,10 @@ def _build(args: argparse.Namespace) -> NylasSimulator:
         grant_concurrency=args.grant_concurrency,
         grant_concurrency_retry_after=args.grant_concurrency_retry_after,
         trickle_interval=args.trickle_interval,
+        imap_cache_days=args.imap_cache_days,
+        imap_latency=args.imap_latency,
+        imap_concurrency=args.imap_concurrency,
+        large_mailbox_provider=args.large_mailbox_provider,
     )
     for spec in args.fault_rule:
         sim.add_fault_rule(*parse_rule(spec))

@@ -8,6 +8,7 @@ every other grant. Dates grow denser toward the present, so time-range slicing m
 from __future__ import annotations
 
 import bisect
+import threading
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import overload
@@ -169,6 +170,26 @@ class LargeMailbox:
         self.messages = LazyRecords(self.message, order, keys)
         torder, tkeys = _sorted_desc(self._plan.latest_received)
         self.threads = LazyRecords(self.thread, torder, tkeys)
+        self._folder_members: dict[str, array] = {}
+        self._folder_lock = threading.Lock()
+
+    def folder_listing(self, folder: str) -> LazyRecords:
+        """The messages of ``folder``, oldest first, each naming only that folder.
+
+        Which messages each folder holds is worked out on the first call (building every
+        message once); pages then build only their own records.
+        """
+        with self._folder_lock:
+            if not self._folder_members:  # every folder's members, building each message once
+                ascending = sorted(range(self.n), key=lambda i: (self._plan.dates[i], i))
+                members_of: dict[str, array] = {f["id"]: array("l") for f in self.folders}
+                for i in ascending:
+                    for name in self.message(i)["folders"]:
+                        members_of.setdefault(name, array("l")).append(i)
+                self._folder_members = members_of
+            members = self._folder_members.get(folder, array("l"))
+        keys = array("q", (self._plan.dates[i] for i in members))
+        return LazyRecords(lambda i: {**self.message(i), "folders": [folder]}, members, keys)
 
     def message(self, i: int) -> Record:
         """Message ``i`` (generation order, not serving order)."""

@@ -83,6 +83,7 @@ class Dataset:
         cache_size: int | None = None,
         *,
         large_mailbox: int | None = None,
+        large_mailbox_provider: str | None = None,
     ) -> None:
         self.seed = seed
         self.records_per_grant = records_per_grant
@@ -94,6 +95,9 @@ class Dataset:
         self._large = self._pick_large_bodies() if large_bodies else {}
         self._nul_grant = next(self._mail_grants(0), None)
         self.large_mailbox = large_mailbox or 0
+        self._large_providers = (
+            (large_mailbox_provider,) if large_mailbox_provider else ("google", "microsoft")
+        )
         self.large_mailbox_grant = self._pick_large_mailbox() if large_mailbox else None
         self._schedule_rank = self._rank_schedule_grants()
         self._cache: OrderedDict[int, GrantData] = OrderedDict()
@@ -135,12 +139,12 @@ class Dataset:
         return expired
 
     def _pick_large_mailbox(self) -> GrantProfile | None:
-        """The first valid google or microsoft grant."""
+        """The first valid google or microsoft grant (or of ``large_mailbox_provider``)."""
         return next(
             (
                 p
                 for p in self.profiles
-                if p.serving and p.provider in ("google", "microsoft") and p.supports("messages")
+                if p.serving and p.provider in self._large_providers and p.supports("messages")
             ),
             None,
         )

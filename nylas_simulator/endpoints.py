@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .admin import GrantProfile
+from .bigmail import LazyRecords
 from .changes import DELETABLE, MESSAGE_FIELDS
 from .dataset import Dataset, GrantData
 from .filters import (
@@ -30,6 +31,10 @@ from .query import (
     select_fields,
 )
 from .util import Record
+
+#: Providers whose mail Nylas caches for a rolling 90 days; older mail needs query_imap.
+IMAP_PROVIDERS = ("imap", "yahoo", "icloud")
+DAY = 86_400
 
 # Sub-paths of /v3/grants/{grant_id}/ that list a stream.
 GRANT_LIST_ROUTES: dict[str, str] = {
@@ -96,9 +101,12 @@ def _grant_route(rest: list[str]) -> Route | None:
 class Endpoints:
     """Builds response payloads from the dataset; raises ``ApiError`` on errors."""
 
-    def __init__(self, dataset: Dataset, now: Callable[[], float]) -> None:
+    def __init__(
+        self, dataset: Dataset, now: Callable[[], float], imap_cache_days: int | None = None
+    ) -> None:
         self.ds = dataset
         self.now = now
+        self.imap_cache_days = imap_cache_days
         self._grant_orders: dict[tuple[str, str], list[GrantProfile]] = {}
 
     def dispatch(self, route: Route, query: Query, rid: str) -> Any:
@@ -230,6 +238,8 @@ class Endpoints:
     ) -> Sequence[Record]:
         if stream == "events":
             return select_events(self.ds, profile, data, query, self.now())
+        if stream in ("messages", "drafts") and query.boolean("query_imap"):
+            return self._imap_items(profile, data, stream, query)
         filters = {
             "messages": filter_messages,
             "threads": filter_threads,
@@ -237,7 +247,29 @@ class Endpoints:
             "contacts": filter_contacts,
         }
         records = data.stream(stream)
+        if stream == "messages" and self.imap_cache_days and profile.provider in IMAP_PROVIDERS:
+            records = _recent(records, int(self.now()) - self.imap_cache_days * DAY)
         return filters[stream](records, query) if stream in filters else records
+
+    def _imap_items(
+        self, profile: GrantProfile, data: GrantData, stream: str, query: Query
+    ) -> Sequence[Record]:
+        """The IMAP server's own listing of one folder: any age, oldest first (UID order).
+
+        Each record names only the queried folder. The date filters are ignored: Nylas
+        does not document that they hold under ``query_imap``, so the simulator assumes
+        the worst.
+        """
+        if profile.provider not in IMAP_PROVIDERS:
+            raise bad_request("query_imap is only supported for IMAP, Yahoo and iCloud grants")
+        folder = query.one("in")
+        if not folder:
+            raise bad_request("in is required when query_imap is true")
+        if stream == "messages" and data.large is not None:
+            return data.large.folder_listing(folder)
+        records = [r for r in data.stream(stream) if folder in (r.get("folders") or [])]
+        records.sort(key=lambda r: (r.get("date") or 0, r["id"]))
+        return [{**r, "folders": [folder]} for r in records]
 
     def _view(self, stream: str, record: Record, query: Query) -> Record:
         if stream == "messages":
@@ -268,6 +300,13 @@ class Endpoints:
             if record["id"] == object_id:
                 return {"request_id": rid, "data": self._view(stream, record, query)}
         raise not_found(f"{stream[:-1].capitalize()} not found")
+
+
+def _recent(records: Sequence[Record], cutoff: int) -> Sequence[Record]:
+    """Messages dated at or after ``cutoff``: what Nylas caches of an IMAP mailbox."""
+    if isinstance(records, LazyRecords):
+        return records.between(cutoff - 1, None)
+    return [r for r in records if (r.get("date") or 0) >= cutoff]
 
 
 def _ordering(query: Query) -> tuple[str, str]:

@@ -142,7 +142,13 @@ def _imap_folders(ctx: GrantContext, r: random.Random) -> list[Record]:
 
 def _mail_folders(folders: list[Record]) -> _MailFolders:
     by_attr = {f["attributes"][0]: f["id"] for f in folders if f["attributes"]}
-    extra = [f["id"] for f in folders if not f["attributes"] and f is not folders[0]]
+    # User folders: Gmail labels and Microsoft folders carry no attribute, IMAP ones
+    # \HasNoChildren. A message may sit in one of them as well.
+    extra = [
+        f["id"]
+        for f in folders
+        if f["attributes"] in ([], ["\\HasNoChildren"]) and f is not folders[0]
+    ]
     return _MailFolders(
         inbox=folders[0]["id"],
         sent=by_attr["\\Sent"],

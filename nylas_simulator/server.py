@@ -45,6 +45,10 @@ APP_RATE_LIMIT = 50  # requests per second for grants/connectors/credentials
 LATENCY_SIGMA = 0.8  # lognormal shape: a median ~0.73x the mean, a long right tail
 ADMIN_PREFIX = "/__sim/"
 LATENCY_DISTRIBUTIONS = ("fixed", "lognormal")
+#: A query_imap request takes this many times the latency: the IMAP server is slow.
+IMAP_SLOWDOWN = 4.0
+#: query_imap requests one grant may have in flight before its IMAP server answers 429.
+IMAP_CONCURRENCY = 2
 
 
 @dataclass
@@ -111,6 +115,9 @@ class App:
         grant_concurrency_retry_after: float = 1,
         trickle_interval: float = 2.0,
         retry_after: float = 1,
+        imap_cache_days: int | None = None,
+        imap_latency: float | None = None,
+        imap_concurrency: int | None = IMAP_CONCURRENCY,
     ) -> None:
         if latency_distribution not in LATENCY_DISTRIBUTIONS:
             raise ValueError(f"latency_distribution must be one of {LATENCY_DISTRIBUTIONS}")
@@ -132,7 +139,10 @@ class App:
         self.trickle_interval = trickle_interval
         self.retry_after = retry_after
         self.limiter = RateLimiter() if rate_limits else None
-        self.endpoints = Endpoints(dataset, now)
+        self.endpoints = Endpoints(dataset, now, imap_cache_days)
+        # An IMAP server behind query_imap: several times slower, and few connections.
+        self.imap_latency = IMAP_SLOWDOWN * latency if imap_latency is None else imap_latency
+        self.imap_gate = GrantGate(imap_concurrency, retry_after) if imap_concurrency else None
         self._lock = threading.Lock()
         self._in_flight = 0
         self.log: list[dict[str, Any]] = []
@@ -238,6 +248,8 @@ class App:
         rid = str(uuid.uuid4())
         rule = self.rules.match(target)
         slot = None
+        if _queries_imap(parts.query) and grant_id is not None:
+            return self._imap(method, parts.query, route, grant_id, rid, headers, rule)
         if rule is None and self.gate is not None and grant_id is not None:
             refused = self.gate.enter(grant_id)
             if refused is not None:
@@ -254,6 +266,35 @@ class App:
             source = "random" if fault else None
         out = self._respond(method, parts.query, route, grant_id, rid, headers, fault, body)
         out.fault, out.fault_source, out.grant_id, out.slot = fault, source, grant_id, slot
+        return out
+
+    def _imap(  # noqa: PLR0917 - private, one call site
+        self,
+        method: str,
+        query_string: str,
+        route: Route | None,
+        grant_id: str,
+        rid: str,
+        headers: Mapping[str, str],
+        rule: str | None,
+    ) -> Outcome:
+        """A query_imap request: the grant's IMAP gate, the IMAP latency, then the answer."""
+        slot = None
+        if rule is None and self.imap_gate is not None:
+            refused = self.imap_gate.enter(grant_id)
+            if refused is not None:
+                out = self._error_outcome(refused, rid, headers)
+                out.fault = out.fault_source = "imap_concurrency"
+                out.grant_id = grant_id
+                return out
+            slot = grant_id
+        try:
+            time.sleep(self.imap_latency)
+            out = self._respond(method, query_string, route, grant_id, rid, headers, rule)
+        finally:
+            if slot is not None and self.imap_gate is not None:
+                self.imap_gate.leave(slot)
+        out.fault, out.fault_source, out.grant_id = rule, "rule" if rule else None, grant_id
         return out
 
     def _respond(  # noqa: PLR0917 - private, one call site
@@ -353,6 +394,12 @@ class App:
             key, limit = "application", APP_RATE_LIMIT
         if not self.limiter.allow(key, limit):
             raise rate_limited()
+
+
+def _queries_imap(query_string: str) -> bool:
+    """Whether a request asks the IMAP server itself (``query_imap=true``)."""
+    values = parse_qs(query_string).get("query_imap", [])
+    return bool(values) and values[0].lower() in ("true", "1")
 
 
 class _Handler(BaseHTTPRequestHandler):

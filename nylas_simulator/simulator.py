@@ -14,7 +14,7 @@ from .dataset import (
     truth_keys,
 )
 from .faults import FaultInjector, Faults
-from .server import App, ServerThread
+from .server import IMAP_CONCURRENCY, App, ServerThread
 from .util import Record
 
 
@@ -40,6 +40,10 @@ class NylasSimulator:
         grant_concurrency: int | None = None,
         grant_concurrency_retry_after: float = 1,
         trickle_interval: float = 2.0,
+        imap_cache_days: int | None = None,
+        imap_latency: float | None = None,
+        imap_concurrency: int | None = IMAP_CONCURRENCY,
+        large_mailbox_provider: str | None = None,
     ) -> None:
         """A simulator; besides the basics, these options make it realistic.
 
@@ -52,11 +56,25 @@ class NylasSimulator:
           flight answers 429 ``rate_limit_error`` with a ``provider_error``; every other
           such 429 carries ``Retry-After: grant_concurrency_retry_after``.
         * ``trickle_interval``: seconds between the bytes of a ``trickle`` fault's body.
+        * ``imap_cache_days``: IMAP, Yahoo and iCloud grants list only the messages of
+          the last this many days (Nylas keeps 90), unless asked with ``query_imap=true``
+          and ``in=<folder>``. ``query_imap`` always answers as the IMAP server would: that
+          folder's messages of any age, oldest first, each naming only that folder, date
+          filters ignored; without ``in`` it is a 400.
+        * ``imap_latency``: seconds a query_imap request takes (default 4x ``latency``);
+          ``imap_concurrency``: query_imap requests of one grant in flight before a 429.
+        * ``large_mailbox_provider``: the provider of the large mailbox's grant.
         """
         self.seed = seed
         self.host, self._port = host, port
         self.dataset = Dataset(
-            seed, grants, records_per_grant, large_bodies, cache_size, large_mailbox=large_mailbox
+            seed,
+            grants,
+            records_per_grant,
+            large_bodies,
+            cache_size,
+            large_mailbox=large_mailbox,
+            large_mailbox_provider=large_mailbox_provider,
         )
         injector = FaultInjector(faults, seed) if faults and faults.rate > 0 else None
         self.app = App(
@@ -71,6 +89,9 @@ class NylasSimulator:
             grant_concurrency_retry_after=grant_concurrency_retry_after,
             trickle_interval=trickle_interval,
             retry_after=faults.retry_after if faults else 1,
+            imap_cache_days=imap_cache_days,
+            imap_latency=imap_latency,
+            imap_concurrency=imap_concurrency,
         )
         self._server: ServerThread | None = None
 

@@ -77,6 +77,7 @@ class GrantDirectory:
         list_grants: Callable[[], Iterable[dict]],
         list_calendars: Callable[[str], Iterable[dict]],
         *,
+        list_folders: Callable[[str], Iterable[dict]] | None = None,
         grant_ids: Iterable[str] | None,
         shard: Shard,
         workers: int,
@@ -95,6 +96,8 @@ class GrantDirectory:
         self._records: list[dict] | None = None
         self._grants: dict[str, Grant] = {}
         self._calendars: dict[str, list[str]] = {}
+        self._list_folders = list_folders
+        self._folders: dict[str, list[str]] = {}
 
     def grant_records(self) -> list[dict]:
         """Every grant record of this run, in API order, listed once."""
@@ -147,6 +150,23 @@ class GrantDirectory:
     def remember_calendars(self, grant_id: str, calendar_ids: list[str]) -> None:
         """Keep the calendar IDs of a grant read in full by the calendars stream."""
         self._calendars[grant_id] = calendar_ids
+
+    def remember_folders(self, grant_id: str, folder_ids: list[str]) -> None:
+        """Keep the folder IDs of a grant read in full by the folders stream."""
+        self._folders[grant_id] = folder_ids
+
+    def folder_ids(self, grant_id: str) -> list[str]:
+        """The grant's folder IDs: as the folders stream read them, else listed now.
+
+        Raises what the listing raises (the grant's folders cannot be read).
+        """
+        if (known := self._folders.get(grant_id)) is not None:
+            return known
+        if self._list_folders is None:
+            return []
+        listed = [r["id"] for r in self._list_folders(grant_id) if r.get("id")]
+        self._folders[grant_id] = listed
+        return listed
 
     def calendar_partitions(
         self, grants: list[dict], on_failure: Callable[[str, Exception], None]

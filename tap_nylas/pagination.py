@@ -113,9 +113,9 @@ class CursorPaginator(BaseAPIPaginator["str | None"]):
     seen before ends the sync with a clear error instead of looping forever.
     """
 
-    def __init__(self) -> None:
-        """Start before the first page."""
-        super().__init__(None)
+    def __init__(self, start: str | None = None) -> None:
+        """Start before the first page, or at the page of cursor `start`."""
+        super().__init__(start)
         self._seen: set[str] = set()
         self._pages = 0
         self._empty_in_a_row = 0

@@ -8,9 +8,13 @@ worker runs next is the most urgent runnable request:
 * the partition being written first, then partitions in stream and list order, so the
   next stream's partitions are fetched while the current one drains (no stream barrier);
 * at most `per_grant` requests of one grant in flight, across its streams and slices;
+* a slice in a `lane` (a grant's IMAP history) has a budget of its own inside the
+  grant's: at most `Lane.per_grant` of the grant's requests in it, and `Lane.total` of
+  all grants', so slow requests of a lane never fill every worker;
 * a request that failed waits out its backoff in the queue, not on a thread, and only
   it waits; a 429 on a grant path with a `Retry-After` holds that grant's other
-  requests for that long (never another grant's). An application endpoint's 429
+  requests for that long (never another grant's; a 429 in a lane holds only the
+  grant's requests in that lane). An application endpoint's 429
   holds only application requests (`throttle.py`): nothing here waits for it.
 
 Partitions are written in completion order (`next_partition`): a finished one first,
@@ -22,7 +26,8 @@ written has no cap: the writer drains it), and at most `open_limit` are being fe
 Taking a request costs O(log n) whatever the number of queued requests and workers:
 runnable requests wait in one heap by urgency; a request that cannot run yet waits where
 what it waits for will find it (its backoff in a heap by time, its grant's free slot in
-that grant's heap, room in its partition's buffer in that partition's list), and only as
+that grant's heap, a free slot of its lane in that lane's heap, room in its partition's
+buffer in that partition's list), and only as
 many idle workers are woken as there are requests to take. Walking every queued request
 under one lock on each take, and waking every worker after each request, kept 256
 workers to about 100 requests in flight and tripled the CPU per request (measured).
@@ -58,6 +63,16 @@ PARTITION_BYTES = 4 << 20
 BUFFER_BYTES = 64 << 20
 #: Open partitions per worker: enough that one slow partition leaves others to fetch.
 OPEN_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class Lane:
+    """A budget for some slices of a grant, within its `per_grant` budget."""
+
+    #: Requests of one grant in this lane in flight at most.
+    per_grant: int
+    #: Requests of all grants in this lane in flight at most.
+    total: int
 
 
 class PagedStream(t.Protocol):
@@ -136,6 +151,8 @@ class _Task:
 
 
 _Entry = tuple[tuple[bool, tuple[int, int], float, int], int, _Task]
+#: What a 429 with `Retry-After` holds: a grant's requests (lane "") or those in one lane.
+_HoldKey = tuple[str, str]
 
 
 class _Feed:
@@ -168,6 +185,7 @@ class Scheduler:
         open_limit: int | None = None,
         progress_interval: float = 0,
         read_ahead: bool = True,
+        lanes: dict[str, Lane] | None = None,
     ) -> None:
         """Schedule `streams` (in sync order) on `workers` threads.
 
@@ -192,8 +210,14 @@ class Scheduler:
         self._delayed: list[tuple[float, int, int, _Task]] = []
         #: Per grant: its requests waiting for a free slot or for its Retry-After.
         self._grant_queue: dict[str, list[_Entry]] = {}
-        #: Grants held by a Retry-After, by the time they may run again.
-        self._holds: list[tuple[float, str]] = []
+        #: Per grant and lane: its requests in the lane waiting for a free lane slot of
+        #: the grant, or for the lane's Retry-After.
+        self._lane_queue: dict[_HoldKey, list[_Entry]] = {}
+        #: Per lane: its requests waiting for a free slot of the lane over all grants.
+        self._lane_total_queue: dict[str, list[_Entry]] = {}
+        #: Grants (key: grant ID, "") and grants' lanes (key: grant ID, lane) held by a
+        #: Retry-After, by the time they may run again.
+        self._holds: list[tuple[float, _HoldKey]] = []
         #: Requests of partitions waiting for room in the buffer of all partitions.
         self._buffer_queue: list[_Task] = []
         #: Partitions over `PARTITION_BYTES` not being written: the writer's candidates.
@@ -205,7 +229,10 @@ class Scheduler:
         self._fetching = 0
         self._seq = itertools.count()
         self._grant_busy: Counter[str] = Counter()
-        self._grant_resume: dict[str, float] = {}
+        self._lanes = dict(lanes or {})
+        self._lane_busy: Counter[_HoldKey] = Counter()
+        self._lane_total: Counter[str] = Counter()
+        self._grant_resume: dict[_HoldKey, float] = {}
         self._writing_index = -1
         self._buffered = 0
         #: Idle workers' conditions, the last to go idle last (woken first: its cache is warm).
@@ -407,7 +434,7 @@ class Scheduler:
             except Exception as error:  # classified in _settle, under the lock
                 outcome = error
             with self._lock:
-                self._free_slot(task.partition.grant_id)
+                self._free_slot(task)
                 try:
                     self._settle(task, outcome)
                 except Exception as error:  # a stream hook failed: its partition fails,
@@ -426,6 +453,9 @@ class Scheduler:
                 self._timekeeper, self._timer_deadline = None, math.inf
             if task is not None:
                 self._grant_busy[task.partition.grant_id] += 1
+                if (lane := task.slice.lane) is not None:
+                    self._lane_busy[task.partition.grant_id, lane] += 1
+                    self._lane_total[lane] += 1
                 # Wake the next idle worker if there may be more to take, or if nobody
                 # else keeps time for the requests waiting out a backoff.
                 if self._idle and (
@@ -469,11 +499,16 @@ class Scheduler:
                 continue
             partition = task.partition
             grant = partition.grant_id
+            lane = task.slice.lane
             if (
                 self._grant_busy[grant] >= self.per_grant
-                or self._grant_resume.get(grant, 0.0) > now
+                or self._grant_resume.get((grant, ""), 0.0) > now
             ):
                 heapq.heappush(self._grant_queue.setdefault(grant, []), entry)
+                if lane is not None:
+                    self._pass_on(grant, lane, now)
+            elif lane is not None and not self._lane_admits(grant, lane, entry, now):
+                continue
             elif not (partition.writing and self._read_ahead) and not self._may_buffer(partition):
                 if self._read_ahead and partition.size < PARTITION_BYTES:
                     self._buffer_queue.append(task)  # all buffers together are full
@@ -484,18 +519,64 @@ class Scheduler:
                 return task
         return None
 
+    def _lane_admits(self, grant: str, lane: str, entry: _Entry, now: float) -> bool:
+        """Whether the lane has room for a request of `grant`; if not, it waits there.
+
+        The grant's slot it leaves free goes to the grant's next request: a cache read
+        of the grant must not wait for the history lane of every grant.
+        """
+        budget = self._lane_budget(lane)
+        key = (grant, lane)
+        if self._lane_busy[key] >= budget.per_grant or self._grant_resume.get(key, 0.0) > now:
+            heapq.heappush(self._lane_queue.setdefault(key, []), entry)
+        elif self._lane_total[lane] >= budget.total:
+            heapq.heappush(self._lane_total_queue.setdefault(lane, []), entry)
+        else:
+            return True
+        self._pass_on(grant, lane, now)
+        return False
+
+    def _pass_on(self, grant: str, lane: str, now: float) -> None:
+        """A request of `grant` in `lane` waits: let another one through each open gate it passed.
+
+        It may have been let through a gate (a freed slot of its grant, of its lane) that
+        it did not use; without this the gate's next request would wait for a slot to
+        free again, maybe never while nothing of the grant is in flight.
+        """
+        budget = self._lane_budget(lane)
+        if (
+            self._grant_busy[grant] < self.per_grant
+            and self._grant_resume.get((grant, ""), 0.0) <= now
+        ):
+            self._release_from(self._grant_queue, grant)
+        key = (grant, lane)
+        if self._lane_busy[key] < budget.per_grant and self._grant_resume.get(key, 0.0) <= now:
+            self._release_from(self._lane_queue, key)
+        if self._lane_total[lane] < budget.total:
+            self._release_from(self._lane_total_queue, lane)
+
+    def _lane_budget(self, lane: str) -> Lane:
+        """The lane's budget; a lane without one is capped by its grant's budget only."""
+        return self._lanes.get(lane) or Lane(per_grant=self.per_grant, total=self._workers)
+
     def _release_due(self, now: float) -> None:
-        """Requests whose backoff ended, and grants whose hold ended, may run again."""
+        """Requests whose backoff ended, and grants (or lanes) whose hold ended, may run again."""
         while self._delayed and self._delayed[0][0] <= now:
             _, _, version, task = heapq.heappop(self._delayed)
             if version == task.version and not task.partition.done:
                 self._enqueue(task)
         while self._holds and self._holds[0][0] <= now:
-            _, grant = heapq.heappop(self._holds)
-            if self._grant_resume.get(grant, 0.0) <= now:
-                self._grant_resume.pop(grant, None)
-                for _ in range(self.per_grant - self._grant_busy[grant]):
-                    if not self._release_grant(grant):
+            _, key = heapq.heappop(self._holds)
+            if self._grant_resume.get(key, 0.0) <= now:
+                self._grant_resume.pop(key, None)
+                grant, lane = key
+                if lane:
+                    room = self._lane_budget(lane).per_grant - self._lane_busy[key]
+                    queues: dict[t.Any, list[_Entry]] = self._lane_queue
+                else:
+                    room, queues = self.per_grant - self._grant_busy[grant], self._grant_queue
+                for _ in range(room):
+                    if not self._release_from(queues, key if lane else grant):
                         break
 
     def _enqueue(self, task: _Task) -> None:
@@ -518,26 +599,42 @@ class Scheduler:
         elif self._timekeeper is None:
             self._wake(1)
 
-    def _free_slot(self, grant: str) -> None:
-        """A request of `grant` ended: its most urgent waiting request may run."""
+    def _free_slot(self, task: _Task) -> None:
+        """`task`'s request ended: the most urgent request waiting for its slot may run.
+
+        A slot of a lane frees too: the grant's next request in the lane, and the lane's
+        next one of any grant, may run (else they would wait for good once the lane's
+        requests in flight all ended).
+        """
+        grant = task.partition.grant_id
+        now = time.monotonic()
         self._grant_busy[grant] -= 1
         if not self._grant_busy[grant]:
             del self._grant_busy[grant]
-        if self._grant_resume.get(grant, 0.0) <= time.monotonic():
-            self._release_grant(grant)
+        if self._grant_resume.get((grant, ""), 0.0) <= now:
+            self._release_from(self._grant_queue, grant)
+        if (lane := task.slice.lane) is not None:
+            key = (grant, lane)
+            self._lane_busy[key] -= 1
+            if not self._lane_busy[key]:
+                del self._lane_busy[key]
+            self._lane_total[lane] -= 1
+            if self._grant_resume.get(key, 0.0) <= now:
+                self._release_from(self._lane_queue, key)
+            self._release_from(self._lane_total_queue, lane)
 
-    def _release_grant(self, grant: str) -> bool:
-        """Move the most urgent live request waiting for `grant` to the ready heap."""
-        queue = self._grant_queue.get(grant)
+    def _release_from(self, queues: dict[t.Any, list[_Entry]], key: t.Hashable) -> bool:
+        """Move the most urgent live request waiting in `queues[key]` to the ready heap."""
+        queue = queues.get(key)
         while queue:
             entry = heapq.heappop(queue)
             task = entry[2]
             if entry[1] == task.version and not task.partition.done:
                 heapq.heappush(self._ready, entry)
                 if not queue:
-                    del self._grant_queue[grant]
+                    del queues[key]
                 return True
-        self._grant_queue.pop(grant, None)
+        queues.pop(key, None)
         return False
 
     def _release_parked(self, partition: Partition) -> None:
@@ -622,10 +719,12 @@ class Scheduler:
         # path: were it to, only this request would wait (application requests are
         # held by `throttle.py`, never the grants' ones).
         if error.scope == "grant" and error.retry_after is not None:
-            grant = partition.grant_id  # the mailbox said how long to stay away
-            resume = max(self._grant_resume.get(grant, 0.0), now + wait)
-            self._grant_resume[grant] = resume
-            heapq.heappush(self._holds, (resume, grant))
+            # The mailbox said how long to stay away; in a lane (an IMAP server behind
+            # query_imap) only the grant's requests in that lane wait.
+            key = (partition.grant_id, task.slice.lane or "")
+            resume = max(self._grant_resume.get(key, 0.0), now + wait)
+            self._grant_resume[key] = resume
+            heapq.heappush(self._holds, (resume, key))
             self._note_deadline(resume)
         task.not_before = now + wait
         self._enqueue(task)

@@ -54,6 +54,8 @@ class Slice:
     last_size: int = 0
     #: Pages still to read, as the last page suggests (None: not known yet).
     pages_left: float | None = None
+    #: A request budget of its own within the grant's (the scheduler's `lanes`), if any.
+    lane: str | None = None
 
     @property
     def finished(self) -> bool:

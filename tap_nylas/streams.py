@@ -16,6 +16,7 @@ from typing_extensions import override
 from tap_nylas.client import NylasStream
 from tap_nylas.coverage import Read
 from tap_nylas.errors import PartitionUnavailableError
+from tap_nylas.history import FolderIndex, ImapHistory
 from tap_nylas.partitioned import GrantScopedStream
 from tap_nylas.slicing import DAY, Since, TimeRanges, WindowChunks
 
@@ -151,16 +152,23 @@ class DraftsStream(GrantScopedStream):
     unsupported_providers = NO_MAIL
 
 
-class FoldersStream(GrantScopedStream):
-    """Folders and labels of each grant, sub-folders flattened by Nylas."""
+class FoldersStream(FolderIndex):
+    """Folders and labels of each grant, sub-folders flattened by Nylas.
+
+    Their IDs are noted as they are written, for the IMAP history (`history.py`).
+    """
 
     name = "folders"
     path = "/v3/grants/{grant_id}/folders"
     unsupported_providers = NO_MAIL
 
 
-class MessagesStream(GrantScopedStream):
-    """Messages of each grant, newest first; a big mailbox is read as time ranges at once."""
+class MessagesStream(ImapHistory):
+    """Messages of each grant, newest first; a big mailbox is read as time ranges at once.
+
+    IMAP, Yahoo and iCloud grants also have a history partition while their mail older
+    than Nylas's 90-day cache is not read yet (`ImapHistory`; setting `imap_history`).
+    """
 
     name = "messages"
     path = "/v3/grants/{grant_id}/messages"

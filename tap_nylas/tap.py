@@ -19,10 +19,12 @@ from tap_nylas.client import NylasStream
 from tap_nylas.coverage import CoverageLedger, bookmark_index, partition_key
 from tap_nylas.directory import GrantDirectory, Shard
 from tap_nylas.errors import ConfigError, RunIncompleteError, describe_context
+from tap_nylas.history import LANE as HISTORY_LANE
+from tap_nylas.history import REQUESTS as HISTORY_REQUESTS
 from tap_nylas.normalize import iso_epoch
 from tap_nylas.output import ProportionalStateWriter, WholeLineWriter
 from tap_nylas.partitioned import GrantScopedStream
-from tap_nylas.scheduler import Scheduler
+from tap_nylas.scheduler import Lane, Scheduler
 from tap_nylas.sdk import TapSeam, user_errors
 from tap_nylas.streams import STREAM_TYPES
 from tap_nylas.throttle import ApplicationThrottle
@@ -208,6 +210,25 @@ class TapNylas(ActivateVersionSetting, TapSeam):
             "mailbox; Google's quota is per user per second.",
         ),
         th.Property(
+            "imap_history",
+            th.BooleanType,
+            default=True,
+            description="Read the mail of IMAP, Yahoo and iCloud grants older than Nylas's "
+            "90-day cache, once per grant, from the IMAP server (`query_imap`, folder by "
+            "folder), when `start_date` (or its absence) reaches further back. Later runs "
+            'read the cache only. README: "IMAP, Yahoo and iCloud history".',
+        ),
+        th.Property(
+            "imap_history_max_requests",
+            th.IntegerType(minimum=1, maximum=64),
+            default=HISTORY_REQUESTS,
+            description="History requests (`query_imap`) in flight at once across all grants, "
+            "1 to 64; one grant's history is read one request after another, within "
+            "`max_requests_per_grant`. A fixed number, not a share of `max_concurrency`: "
+            "many grants share one provider's IMAP servers (every Yahoo grant reaches "
+            "Yahoo's), so their load must not grow with the tap's workers.",
+        ),
+        th.Property(
             "request_timeout_seconds",
             th.NumberType(minimum=1, maximum=600),
             default=150,
@@ -341,6 +362,7 @@ class TapNylas(ActivateVersionSetting, TapSeam):
         usable = max(per_grant * len(self.directory.grants), 1)
         workers = 1 if self.dry_run else min(int(self.config["max_concurrency"]), usable)
         per_grant = min(per_grant, workers)
+        history_total = int(self.config.get("imap_history_max_requests") or HISTORY_REQUESTS)
         return Scheduler(
             streams,
             workers=workers,
@@ -349,6 +371,9 @@ class TapNylas(ActivateVersionSetting, TapSeam):
             backoff_factor=float(self.config["backoff_factor"]),
             read_ahead=not self.dry_run,
             progress_interval=float(self.config.get("progress_interval_seconds", 30)),
+            # One history request of a grant at a time: IMAP servers allow an account few
+            # connections, and Nylas's own sync uses them too.
+            lanes={HISTORY_LANE: Lane(per_grant=1, total=min(history_total, workers))},
         )
 
     @cached_property
@@ -370,9 +395,11 @@ class TapNylas(ActivateVersionSetting, TapSeam):
         """The grants (and their calendars) of this run."""
         grants = t.cast("NylasStream", self.streams["grants"])
         calendars = t.cast("NylasStream", self.streams["calendars"])
+        folders = t.cast("NylasStream", self.streams["folders"])
         return GrantDirectory(
             lambda: grants.request_records(None),
             lambda grant_id: calendars.request_records({"grant_id": grant_id}),
+            list_folders=lambda grant_id: folders.request_records({"grant_id": grant_id}),
             grant_ids=self.config.get("grant_ids"),
             shard=Shard.parse(self.config.get("grant_shard")),
             workers=int(self.config["max_concurrency"]),

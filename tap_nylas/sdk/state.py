@@ -71,6 +71,14 @@ class IndexedStateManager(StreamStateManager):
                 self._index[_key(partition)] = entry
             return entry
 
+    def partition_entry(self, context: Context) -> dict | None:
+        """A partition's state entry, if it has one, without creating it."""
+        partition = self.get_state_partition_context(context)
+        if not partition:
+            return None
+        with self._lock:
+            return self._lookup(partition)
+
     def bookmark(self, context: Context) -> t.Any:
         """A partition's bookmark, if any, without creating its entry.
 

@@ -21,6 +21,7 @@ LAYERS = [
     {"__main__"},
     {"tap"},
     {"streams"},
+    {"history"},
     {"partitioned"},
     {"client"},
     {"services", "versions", "selection", "output"},
