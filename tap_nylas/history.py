@@ -35,7 +35,7 @@ from typing_extensions import override
 
 from tap_nylas.errors import PartitionFailedError
 from tap_nylas.pagination import CursorPaginator, new_paginator
-from tap_nylas.partitioned import GrantScopedStream
+from tap_nylas.partitioned import GrantScopedStream, IdIndex
 from tap_nylas.slicing import DAY, Slice
 
 if t.TYPE_CHECKING:
@@ -271,24 +271,13 @@ def history_entry(entry: Mapping[str, t.Any]) -> object:
     return entry.get(STATE_KEY)
 
 
-class FolderIndex(GrantScopedStream):
+class FolderIndex(IdIndex):
     """A stream of a grant's folders that notes their IDs for the grant's history."""
 
     @override
-    def partition_started(self, context: Context) -> None:
-        """Collect the grant's folder IDs as they are written."""
-        self._folder_ids: list[str] = []
-
-    @override
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        """The folder, its ID noted for the grant's IMAP history."""
-        self._folder_ids.append(row["id"])
-        return super().post_process(row, context)
-
-    @override
-    def partition_written(self, context: Context) -> None:
+    def remember_ids(self, grant_id: str, ids: list[str]) -> None:
         """All folders of the grant are known: its IMAP history need not list them again."""
-        self.directory.remember_folders(context["grant_id"], self._folder_ids)
+        self.directory.remember_folders(grant_id, ids)
 
 
 class ImapHistory(GrantScopedStream):

@@ -268,3 +268,32 @@ class GrantScopedStream(NylasStream):
         self.note_incomplete(f"{where} {why}")
         if self.replication_key:
             self.get_context_state(context).pop("progress_markers", None)
+
+
+class IdIndex(GrantScopedStream):
+    """A stream whose IDs a later stream needs: noted per grant once written whole.
+
+    Events list a grant's calendars, IMAP history its folders: each is read once, by
+    the stream that already lists them, and the directory keeps the IDs of every grant
+    whose partition was read in full (a partly read one is listed again when needed).
+    """
+
+    def remember_ids(self, grant_id: str, ids: list[str]) -> None:
+        """Hand a grant's IDs, read in full, to the directory."""
+        raise NotImplementedError
+
+    @override
+    def partition_started(self, context: Context) -> None:
+        """No ID of the partition seen yet."""
+        self._partition_ids: list[str] = []
+
+    @override
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """The record, its ID noted."""
+        self._partition_ids.append(row["id"])
+        return super().post_process(row, context)
+
+    @override
+    def partition_written(self, context: Context) -> None:
+        """Every ID of the grant is known: the directory keeps them."""
+        self.remember_ids(context["grant_id"], self._partition_ids)

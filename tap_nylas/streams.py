@@ -17,7 +17,7 @@ from tap_nylas.client import NylasStream
 from tap_nylas.coverage import Read
 from tap_nylas.errors import PartitionUnavailableError
 from tap_nylas.history import FolderIndex, ImapHistory
-from tap_nylas.partitioned import GrantScopedStream
+from tap_nylas.partitioned import GrantScopedStream, IdIndex
 from tap_nylas.slicing import DAY, Since, TimeRanges, WindowChunks
 
 if t.TYPE_CHECKING:
@@ -104,7 +104,7 @@ class CredentialsStream(ApplicationList):
 # Grant-scoped lists (cursor paging, one partition per grant).
 
 
-class CalendarsStream(GrantScopedStream):
+class CalendarsStream(IdIndex):
     """Calendars of each grant; their IDs are the partitions of `events`."""
 
     name = "calendars"
@@ -112,20 +112,9 @@ class CalendarsStream(GrantScopedStream):
     unsupported_providers = frozenset({"imap", "zoom"})
 
     @override
-    def partition_started(self, context: Context) -> None:
-        """Collect the grant's calendar IDs as they are written."""
-        self._calendar_ids: list[str] = []
-
-    @override
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        """The calendar, its ID noted for the events stream."""
-        self._calendar_ids.append(row["id"])
-        return super().post_process(row, context)
-
-    @override
-    def partition_written(self, context: Context) -> None:
+    def remember_ids(self, grant_id: str, ids: list[str]) -> None:
         """All calendars of the grant are known: events need not list them again."""
-        self.directory.remember_calendars(context["grant_id"], self._calendar_ids)
+        self.directory.remember_calendars(grant_id, ids)
 
 
 class ContactsStream(GrantScopedStream):
